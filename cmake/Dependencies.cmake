@@ -1,0 +1,20 @@
+# All dependencies come from Debian 12 packages (scripts/install-deps.sh).
+find_package(PkgConfig REQUIRED)
+find_package(Threads REQUIRED)
+find_package(OpenSSL 3 REQUIRED)
+pkg_check_modules(LIBEVENT REQUIRED IMPORTED_TARGET libevent libevent_pthreads libevent_openssl)
+pkg_check_modules(NGHTTP2 REQUIRED IMPORTED_TARGET libnghttp2)
+pkg_check_modules(LIBCAP REQUIRED IMPORTED_TARGET libcap)
+pkg_check_modules(JSONCPP REQUIRED IMPORTED_TARGET jsoncpp)
+pkg_check_modules(TOMLPP REQUIRED IMPORTED_TARGET tomlplusplus)
+pkg_check_modules(LIBPCAP REQUIRED IMPORTED_TARGET libpcap)
+
+# llhttp: Debian's node-llhttp ships the generated C sources; build a small static library.
+set(LLHTTP_SRC_DIR /usr/share/llhttp CACHE PATH "llhttp C sources")
+set(LLHTTP_INCLUDE_DIR /usr/share/include/llhttp CACHE PATH "llhttp header")
+if(NOT EXISTS ${LLHTTP_SRC_DIR}/llhttp.c)
+  message(FATAL_ERROR "llhttp sources not found in ${LLHTTP_SRC_DIR}; run scripts/install-deps.sh")
+endif()
+add_library(llhttp STATIC ${LLHTTP_SRC_DIR}/llhttp.c ${LLHTTP_SRC_DIR}/api.c ${LLHTTP_SRC_DIR}/http.c)
+target_include_directories(llhttp SYSTEM PUBLIC ${LLHTTP_INCLUDE_DIR})
+target_compile_options(llhttp PRIVATE -w)

@@ -1,0 +1,57 @@
+// The worker's data path: accepts on inherited listeners and proxies HTTP.
+//
+// Owned by worker/main.cpp, which creates the event_base, receives the
+// listening sockets and the config from the supervisor, sandboxes the process
+// and then hands the sockets to a Server. Everything after accept() lives
+// behind this interface (connections, HTTP/1 codec, router, upstream pool).
+#pragma once
+
+#include <event2/event.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "common/config/model.h"
+#include "common/net/address.h"
+#include "common/sys/unique_fd.h"
+
+namespace huginn::worker {
+
+struct ListenerSpec {
+  uint32_t id = 0;
+  net::SocketAddress address;  // the bound address
+  bool tls = false;
+};
+
+struct ServerStats {
+  uint64_t active_connections = 0;
+  uint64_t total_connections = 0;
+  uint64_t total_requests = 0;
+};
+
+class Server {
+ public:
+  // Builds routing tables from `cfg`. Backend host names are resolved here
+  // (blocking getaddrinfo), before the sandbox is entered.
+  Server(event_base* base, std::shared_ptr<const config::Config> cfg);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Starts accepting on `fd`, a bound, listening socket (made non-blocking here).
+  bool add_listener(sys::UniqueFd fd, const ListenerSpec& spec);
+
+  // Graceful stop: close the listeners, close idle keep-alive connections,
+  // answer in-flight requests with `Connection: close`, and call `on_drained`
+  // once no connection is left (possibly immediately).
+  void drain(std::function<void()> on_drained);
+
+  ServerStats stats() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace huginn::worker
