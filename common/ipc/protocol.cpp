@@ -1,0 +1,255 @@
+#include "common/ipc/protocol.h"
+
+#include <cstring>
+#include <type_traits>
+
+namespace huginn::ipc {
+namespace {
+
+class Writer {
+ public:
+  void u8(uint8_t v) { buf_.push_back(v); }
+  void u16(uint16_t v) {
+    for (int i = 0; i < 2; ++i) buf_.push_back(static_cast<uint8_t>(v >> (8 * i)));
+  }
+  void u32(uint32_t v) {
+    for (int i = 0; i < 4; ++i) buf_.push_back(static_cast<uint8_t>(v >> (8 * i)));
+  }
+  void u64(uint64_t v) {
+    for (int i = 0; i < 8; ++i) buf_.push_back(static_cast<uint8_t>(v >> (8 * i)));
+  }
+  void str(const std::string& s) {
+    const size_t n = s.size() > kMaxString ? kMaxString : s.size();
+    u16(static_cast<uint16_t>(n));
+    buf_.insert(buf_.end(), s.begin(), s.begin() + static_cast<std::ptrdiff_t>(n));
+  }
+  std::vector<uint8_t>& buf() { return buf_; }
+
+ private:
+  std::vector<uint8_t> buf_;
+};
+
+// Bounds-checked reader: after the first failure every read fails.
+class Reader {
+ public:
+  Reader(const uint8_t* p, size_t n) : p_(p), n_(n) {}
+  bool u8(uint8_t* v) { return get(v, 1); }
+  bool u16(uint16_t* v) { return get(v, 2); }
+  bool u32(uint32_t* v) { return get(v, 4); }
+  bool u64(uint64_t* v) { return get(v, 8); }
+  bool str(std::string* s) {
+    uint16_t n = 0;
+    if (!u16(&n)) return false;
+    if (n > kMaxString || n > n_ - off_) return fail();
+    s->assign(reinterpret_cast<const char*>(p_ + off_), n);
+    off_ += n;
+    return true;
+  }
+  bool done() const { return ok_ && off_ == n_; }
+  bool ok() const { return ok_; }
+  size_t remaining() const { return n_ - off_; }
+
+ private:
+  template <typename T>
+  bool get(T* v, size_t size) {
+    if (!ok_ || n_ - off_ < size) return fail();
+    std::make_unsigned_t<T> x = 0;
+    for (size_t i = 0; i < size; ++i) x |= static_cast<std::make_unsigned_t<T>>(p_[off_ + i]) << (8 * i);
+    *v = x;
+    off_ += size;
+    return true;
+  }
+  bool fail() {
+    ok_ = false;
+    return false;
+  }
+  const uint8_t* p_;
+  size_t n_;
+  size_t off_ = 0;
+  bool ok_ = true;
+};
+
+// Each entry of LISTENERS takes at least 4 + 1 + 2 bytes on the wire.
+constexpr size_t kMinListenerEntry = 7;
+
+}  // namespace
+
+MsgType type_of(const Message& m) {
+  static constexpr MsgType kTypes[] = {MsgType::kHello,     MsgType::kListeners, MsgType::kReady,
+                                       MsgType::kDrain,     MsgType::kTerminate, MsgType::kStatsReq,
+                                       MsgType::kStatsAns};
+  return kTypes[m.index()];
+}
+
+const char* type_name(MsgType t) {
+  switch (t) {
+    case MsgType::kHello: return "HELLO";
+    case MsgType::kListeners: return "LISTENERS";
+    case MsgType::kReady: return "READY";
+    case MsgType::kDrain: return "DRAIN";
+    case MsgType::kTerminate: return "TERMINATE";
+    case MsgType::kStatsReq: return "STATS_REQ";
+    case MsgType::kStatsAns: return "STATS_ANS";
+  }
+  return "UNKNOWN";
+}
+
+std::vector<uint8_t> encode(const Message& m) {
+  Writer w;
+  w.u16(kVersion);
+  w.u16(static_cast<uint16_t>(type_of(m)));
+  w.u32(0);  // length, patched below
+  std::visit(
+      [&w](const auto& msg) {
+        using T = std::decay_t<decltype(msg)>;
+        if constexpr (std::is_same_v<T, Hello>) {
+          w.u32(msg.proto);
+          w.u32(msg.worker_id);
+          w.u32(msg.generation);
+          w.u32(msg.pid);
+        } else if constexpr (std::is_same_v<T, Listeners>) {
+          w.u32(static_cast<uint32_t>(msg.entries.size()));
+          for (const auto& e : msg.entries) {
+            w.u32(e.id);
+            w.u8(e.tls ? 1 : 0);
+            w.str(e.address);
+          }
+        } else if constexpr (std::is_same_v<T, Ready>) {
+          w.u32(msg.generation);
+          w.u32(msg.pid);
+        } else if constexpr (std::is_same_v<T, Drain>) {
+          w.u32(msg.deadline_ms);
+        } else if constexpr (std::is_same_v<T, StatsAns>) {
+          w.u64(msg.active_connections);
+          w.u64(msg.total_connections);
+          w.u64(msg.total_requests);
+        }
+      },
+      m);
+  auto& b = w.buf();
+  const uint32_t len = static_cast<uint32_t>(b.size() - kHeaderSize);
+  for (int i = 0; i < 4; ++i) b[4 + i] = static_cast<uint8_t>(len >> (8 * i));
+  return std::move(b);
+}
+
+DecodeResult decode(const uint8_t* data, size_t len, size_t nfds) {
+  DecodeResult r;
+  auto fail = [&r](std::string why) {
+    r.ok = false;
+    r.error = std::move(why);
+    return r;
+  };
+  if (len < kHeaderSize) return fail("short datagram (" + std::to_string(len) + " bytes)");
+  if (len > kMaxDatagram) return fail("datagram too large");
+  Reader h(data, kHeaderSize);
+  uint16_t version = 0, type = 0;
+  uint32_t plen = 0;
+  h.u16(&version);
+  h.u16(&type);
+  h.u32(&plen);
+  if (version != kVersion) return fail("protocol version " + std::to_string(version) + ", expected " +
+                                       std::to_string(kVersion));
+  if (plen > kMaxPayload) return fail("payload length " + std::to_string(plen) + " over limit");
+  if (plen != len - kHeaderSize) return fail("payload length mismatch");
+  Reader p(data + kHeaderSize, plen);
+  const auto t = static_cast<MsgType>(type);
+  if (t != MsgType::kListeners && nfds != 0) return fail("unexpected file descriptors");
+  switch (t) {
+    case MsgType::kHello: {
+      Hello m;
+      p.u32(&m.proto);
+      p.u32(&m.worker_id);
+      p.u32(&m.generation);
+      p.u32(&m.pid);
+      if (p.ok() && m.proto != kVersion) return fail("peer speaks protocol " + std::to_string(m.proto));
+      r.message = m;
+      break;
+    }
+    case MsgType::kListeners: {
+      Listeners m;
+      uint32_t n = 0;
+      if (!p.u32(&n)) return fail("truncated LISTENERS");
+      if (n > kMaxFds || n > p.remaining() / kMinListenerEntry) return fail("too many listeners");
+      if (n != nfds)
+        return fail("LISTENERS names " + std::to_string(n) + " sockets but " + std::to_string(nfds) +
+                    " descriptors arrived");
+      m.entries.resize(n);
+      for (auto& e : m.entries) {
+        uint8_t tls = 0;
+        p.u32(&e.id);
+        p.u8(&tls);
+        p.str(&e.address);
+        if (tls > 1) return fail("bad tls flag");
+        e.tls = tls == 1;
+      }
+      r.message = std::move(m);
+      break;
+    }
+    case MsgType::kReady: {
+      Ready m;
+      p.u32(&m.generation);
+      p.u32(&m.pid);
+      r.message = m;
+      break;
+    }
+    case MsgType::kDrain: {
+      Drain m;
+      p.u32(&m.deadline_ms);
+      r.message = m;
+      break;
+    }
+    case MsgType::kTerminate: r.message = Terminate{}; break;
+    case MsgType::kStatsReq: r.message = StatsReq{}; break;
+    case MsgType::kStatsAns: {
+      StatsAns m;
+      p.u64(&m.active_connections);
+      p.u64(&m.total_connections);
+      p.u64(&m.total_requests);
+      r.message = m;
+      break;
+    }
+    default: return fail("unknown message type " + std::to_string(type));
+  }
+  if (!p.done()) return fail(std::string(p.ok() ? "trailing bytes in " : "truncated ") + type_name(t));
+  r.ok = true;
+  return r;
+}
+
+std::string Session::accept(MsgType t) {
+  if (!hello_) {
+    if (t != MsgType::kHello) return std::string("expected HELLO first, got ") + type_name(t);
+    hello_ = true;
+    return {};
+  }
+  switch (role_) {
+    case Role::kWorkerSide:  // messages a worker accepts from the supervisor
+      switch (t) {
+        case MsgType::kListeners:
+          if (listeners_) return "second LISTENERS";
+          listeners_ = true;
+          return {};
+        case MsgType::kDrain:
+        case MsgType::kTerminate:
+        case MsgType::kStatsReq:
+          if (!listeners_) return std::string(type_name(t)) + " before LISTENERS";
+          return {};
+        default: break;
+      }
+      break;
+    case Role::kSupervisorSide:  // messages the supervisor accepts from a worker
+      switch (t) {
+        case MsgType::kReady:
+          if (ready_) return "second READY";
+          ready_ = true;
+          return {};
+        case MsgType::kStatsAns:
+          if (!ready_) return "STATS_ANS before READY";
+          return {};
+        default: break;
+      }
+      break;
+  }
+  return std::string(type_name(t)) + " is not legal here";
+}
+
+}  // namespace huginn::ipc

@@ -1,0 +1,409 @@
+#include "tests/support/harness.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "tests/support/backend.h"
+
+#ifndef HUGINN_BINARY_DIR
+#define HUGINN_BINARY_DIR "."
+#endif
+
+namespace huginn::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+int ms_left(Clock::time_point deadline) {
+  auto d = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  return d > 0 ? static_cast<int>(d) : 0;
+}
+
+}  // namespace
+
+TempDir::TempDir() {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "huginn-test-XXXXXX").string();
+  if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+  path_ = tmpl;
+  chmod(path_.c_str(), 0755);  // workers (another uid) may need to traverse it
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+std::string TempDir::write(const std::string& name, const std::string& content) const {
+  std::string p = path_ + "/" + name;
+  std::ofstream(p, std::ios::binary) << content;
+  return p;
+}
+
+uint16_t free_port(const char* host) {
+  const bool v6 = std::strchr(host, ':') != nullptr;
+  int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_storage ss{};
+  socklen_t len;
+  if (v6) {
+    auto* s = reinterpret_cast<sockaddr_in6*>(&ss);
+    s->sin6_family = AF_INET6;
+    inet_pton(AF_INET6, host, &s->sin6_addr);
+    len = sizeof *s;
+  } else {
+    auto* s = reinterpret_cast<sockaddr_in*>(&ss);
+    s->sin_family = AF_INET;
+    inet_pton(AF_INET, host, &s->sin_addr);
+    len = sizeof *s;
+  }
+  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) throw std::runtime_error("free_port bind");
+  len = sizeof ss;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  uint16_t port =
+      ntohs(v6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  close(fd);
+  return port;
+}
+
+std::string binary_path(const std::string& rel) { return std::string(HUGINN_BINARY_DIR) + "/" + rel; }
+
+Process::Process(const std::vector<std::string>& argv, const std::string& log_path,
+                 const std::map<std::string, std::string>& env)
+    : log_path_(log_path) {
+  std::vector<std::string> envs;
+  for (char** e = environ; *e; ++e) envs.emplace_back(*e);
+  for (const auto& [k, v] : env) envs.push_back(k + "=" + v);
+  std::vector<char*> envp, args;
+  for (auto& s : envs) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> argv_copy = argv;
+  for (auto& s : argv_copy) args.push_back(s.data());
+  args.push_back(nullptr);
+  int logfd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  pid_ = fork();
+  if (pid_ == 0) {
+    dup2(logfd, 1);
+    dup2(logfd, 2);
+    int devnull = open("/dev/null", O_RDONLY);
+    dup2(devnull, 0);
+    execve(args[0], args.data(), envp.data());
+    _exit(127);
+  }
+  close(logfd);
+}
+
+Process::~Process() {
+  if (!reaped_ && pid_ > 0) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+}
+
+void Process::signal(int sig) const {
+  if (!reaped_) kill(pid_, sig);
+}
+
+std::string Process::log() const {
+  std::ifstream in(log_path_);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+int Process::log_count(const std::string& needle) const {
+  std::string l = log();
+  int n = 0;
+  for (size_t p = l.find(needle); p != std::string::npos; p = l.find(needle, p + 1)) ++n;
+  return n;
+}
+
+bool Process::wait_log(const std::string& needle, int timeout_ms) {
+  auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (Clock::now() < deadline) {
+    if (log().find(needle) != std::string::npos) return true;
+    if (!running()) return log().find(needle) != std::string::npos;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+bool Process::running() {
+  if (reaped_) return false;
+  int st;
+  if (waitpid(pid_, &st, WNOHANG) == pid_) {
+    reaped_ = true;
+    exit_status_cache_ = st;
+    return false;
+  }
+  return true;
+}
+
+int Process::wait_exit(int timeout_ms) {
+  auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (Clock::now() < deadline) {
+    if (!running()) return exit_status_cache_;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return -1;
+}
+
+int run_command(const std::vector<std::string>& argv, std::string* output, int timeout_ms) {
+  char tmpl[] = "/tmp/huginn-cmd-XXXXXX";
+  int fd = mkstemp(tmpl);
+  close(fd);
+  int rc = -1;
+  {
+    Process p(argv, tmpl);
+    int st = p.wait_exit(timeout_ms);
+    if (st != -1 && WIFEXITED(st)) rc = WEXITSTATUS(st);
+    if (output) *output = p.log();
+  }
+  unlink(tmpl);
+  return rc;
+}
+
+std::vector<pid_t> children_of(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+  std::vector<pid_t> out;
+  pid_t c;
+  while (in >> c) out.push_back(c);
+  return out;
+}
+
+std::string proc_status_field(pid_t pid, const std::string& field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(field + ":", 0) == 0) {
+      std::string v = line.substr(field.size() + 1);
+      v.erase(0, v.find_first_not_of(" \t"));
+      return v;
+    }
+  }
+  return "";
+}
+
+std::string HttpResponse::header(const std::string& name) const {
+  for (const auto& [k, v] : headers)
+    if (k == name) return v;
+  return "";
+}
+
+bool HttpResponse::has_header(const std::string& name) const {
+  for (const auto& [k, v] : headers)
+    if (k == name) return true;
+  return false;
+}
+
+HttpClient::HttpClient(const std::string& host, uint16_t port) {
+  const bool v6 = host.find(':') != std::string::npos;
+  fd_ = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_storage ss{};
+  socklen_t len;
+  if (v6) {
+    auto* s = reinterpret_cast<sockaddr_in6*>(&ss);
+    s->sin6_family = AF_INET6;
+    s->sin6_port = htons(port);
+    inet_pton(AF_INET6, host.c_str(), &s->sin6_addr);
+    len = sizeof *s;
+  } else {
+    auto* s = reinterpret_cast<sockaddr_in*>(&ss);
+    s->sin_family = AF_INET;
+    s->sin_port = htons(port);
+    inet_pton(AF_INET, host.c_str(), &s->sin_addr);
+    len = sizeof *s;
+  }
+  if (connect(fd_, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+    close(fd_);
+    fd_ = -1;
+  }
+}
+
+HttpClient::~HttpClient() {
+  if (fd_ >= 0) close(fd_);
+}
+
+bool HttpClient::send(const std::string& bytes) {
+  size_t off = 0;
+  while (off < bytes.size()) {
+    ssize_t w = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    off += static_cast<size_t>(w);
+  }
+  return true;
+}
+
+bool HttpClient::send_pattern_body(uint64_t n, bool chunked) {
+  std::string chunk(64 * 1024, '\0');
+  uint64_t off = 0;
+  while (off < n) {
+    size_t len = static_cast<size_t>(std::min<uint64_t>(chunk.size(), n - off));
+    fnv_pattern(off, chunk.data(), len);
+    std::string piece(chunk.data(), len);
+    if (chunked) {
+      char hdr[32];
+      std::snprintf(hdr, sizeof hdr, "%zx\r\n", len);
+      piece = hdr + piece + "\r\n";
+    }
+    if (!send(piece)) return false;
+    off += len;
+  }
+  return chunked ? send("0\r\n\r\n") : true;
+}
+
+bool HttpClient::fill(int timeout_ms) {
+  pollfd p{fd_, POLLIN, 0};
+  if (poll(&p, 1, timeout_ms) <= 0) return false;
+  char tmp[65536];
+  ssize_t r = ::recv(fd_, tmp, sizeof tmp, 0);
+  if (r <= 0) return false;
+  buf_.append(tmp, static_cast<size_t>(r));
+  return true;
+}
+
+HttpResponse HttpClient::read_response(int timeout_ms, bool head_request, size_t keep_body_limit) {
+  HttpResponse r;
+  auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  size_t pos;
+  while ((pos = buf_.find("\r\n\r\n")) == std::string::npos) {
+    if (!fill(ms_left(deadline))) {
+      r.error = buf_.empty() ? "no response (closed or timed out)" : "incomplete response head: " + buf_;
+      return r;
+    }
+  }
+  std::string head = buf_.substr(0, pos);
+  buf_.erase(0, pos + 4);
+  std::istringstream hs(head);
+  std::string line;
+  std::getline(hs, line);
+  if (line.size() < 12 || line.rfind("HTTP/1.", 0) != 0) {
+    r.error = "bad status line: " + line;
+    return r;
+  }
+  r.status = std::atoi(line.substr(9, 3).c_str());
+  r.reason = line.size() > 13 ? line.substr(13) : "";
+  if (!r.reason.empty() && r.reason.back() == '\r') r.reason.pop_back();
+  while (std::getline(hs, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    auto c = line.find(':');
+    if (c == std::string::npos) continue;
+    std::string v = line.substr(c + 1);
+    v.erase(0, v.find_first_not_of(" \t"));
+    r.headers.emplace_back(lower(line.substr(0, c)), v);
+  }
+  r.body_fnv = kFnvInit;
+  auto take = [&](size_t n) {
+    r.body_fnv = fnv1a(r.body_fnv, buf_.data(), n);
+    r.body_bytes += n;
+    if (r.body.size() < keep_body_limit) r.body.append(buf_.data(), std::min(n, keep_body_limit - r.body.size()));
+    buf_.erase(0, n);
+  };
+  const bool no_body = head_request || r.status == 204 || r.status == 304 || (r.status >= 100 && r.status < 200);
+  if (no_body) {
+    r.ok = true;
+    return r;
+  }
+  if (lower(r.header("transfer-encoding")).find("chunked") != std::string::npos) {
+    for (;;) {
+      size_t e;
+      while ((e = buf_.find("\r\n")) == std::string::npos)
+        if (!fill(ms_left(deadline))) {
+          r.error = "truncated chunked body";
+          return r;
+        }
+      uint64_t n = std::strtoull(buf_.substr(0, e).c_str(), nullptr, 16);
+      buf_.erase(0, e + 2);
+      if (n == 0) {
+        while ((e = buf_.find("\r\n")) == std::string::npos)
+          if (!fill(ms_left(deadline))) {
+            r.error = "truncated chunked trailer";
+            return r;
+          }
+        buf_.erase(0, e + 2);  // no trailers expected
+        break;
+      }
+      while (n > 0) {
+        if (buf_.empty() && !fill(ms_left(deadline))) {
+          r.error = "truncated chunk";
+          return r;
+        }
+        size_t k = static_cast<size_t>(std::min<uint64_t>(n, buf_.size()));
+        take(k);
+        n -= k;
+      }
+      while (buf_.size() < 2)
+        if (!fill(ms_left(deadline))) {
+          r.error = "truncated chunk end";
+          return r;
+        }
+      buf_.erase(0, 2);
+    }
+  } else if (r.has_header("content-length")) {
+    uint64_t n = std::strtoull(r.header("content-length").c_str(), nullptr, 10);
+    while (n > 0) {
+      if (buf_.empty() && !fill(ms_left(deadline))) {
+        r.error = "truncated body (" + std::to_string(n) + " bytes missing)";
+        return r;
+      }
+      size_t k = static_cast<size_t>(std::min<uint64_t>(n, buf_.size()));
+      take(k);
+      n -= k;
+    }
+  } else {
+    while (fill(ms_left(deadline))) take(buf_.size());
+    take(buf_.size());
+  }
+  r.ok = true;
+  return r;
+}
+
+bool HttpClient::wait_closed(int timeout_ms) {
+  auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    pollfd p{fd_, POLLIN, 0};
+    int n = poll(&p, 1, ms_left(deadline));
+    if (n <= 0) return false;
+    char tmp[4096];
+    ssize_t r = ::recv(fd_, tmp, sizeof tmp, 0);
+    if (r <= 0) return true;
+  }
+}
+
+HttpResponse http_request(uint16_t port, const std::string& method, const std::string& target,
+                          const std::string& host, const std::string& extra, const std::string& body) {
+  HttpClient c("127.0.0.1", port);
+  if (!c.connected()) {
+    HttpResponse r;
+    r.error = "connect failed";
+    return r;
+  }
+  std::string req = method + " " + target + " HTTP/1.1\r\nHost: " + host + "\r\n" + extra;
+  if (!body.empty() || method == "POST" || method == "PUT") req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  req += "\r\n" + body;
+  c.send(req);
+  return c.read_response(15000, method == "HEAD");
+}
+
+}  // namespace huginn::testing

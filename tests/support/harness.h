@@ -1,0 +1,108 @@
+// Test harness for integration tests: temp dirs, child processes with their
+// logs, free ports, and a small blocking HTTP/1.1 client.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace huginn::testing {
+
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string write(const std::string& name, const std::string& content) const;  // returns the full path
+
+ private:
+  std::string path_;
+};
+
+// A port that was free a moment ago (bound to port 0 and released).
+uint16_t free_port(const char* host = "127.0.0.1");
+
+std::string binary_path(const std::string& rel);  // relative to the build tree
+
+class Process {
+ public:
+  // stdout and stderr go to `log_path`.
+  Process(const std::vector<std::string>& argv, const std::string& log_path,
+          const std::map<std::string, std::string>& env = {});
+  ~Process();
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  pid_t pid() const { return pid_; }
+  void signal(int sig) const;
+  // Waits until the log contains `needle` (returns false on timeout or exit).
+  bool wait_log(const std::string& needle, int timeout_ms = 15000);
+  // Counts occurrences of `needle` in the log.
+  int log_count(const std::string& needle) const;
+  // Waits for the exit; returns the raw wait status, or -1 on timeout.
+  int wait_exit(int timeout_ms = 15000);
+  bool running();
+  std::string log() const;
+
+ private:
+  pid_t pid_ = -1;
+  bool reaped_ = false;
+  int exit_status_cache_ = 0;
+  std::string log_path_;
+};
+
+// Runs a command to completion; returns exit code (or -1) and captures output.
+int run_command(const std::vector<std::string>& argv, std::string* output, int timeout_ms = 30000);
+
+// Direct children of `pid` (from /proc/PID/task/PID/children).
+std::vector<pid_t> children_of(pid_t pid);
+// A field of /proc/PID/status, e.g. "CapEff" → "0000000000000000".
+std::string proc_status_field(pid_t pid, const std::string& field);
+
+struct HttpResponse {
+  bool ok = false;        // a complete response was read
+  std::string error;      // why not
+  int status = 0;
+  std::string reason;
+  std::vector<std::pair<std::string, std::string>> headers;  // names lowercased
+  std::string body;
+  uint64_t body_bytes = 0;
+  uint64_t body_fnv = 0;
+  std::string header(const std::string& lower_name) const;
+  bool has_header(const std::string& lower_name) const;
+};
+
+class HttpClient {
+ public:
+  HttpClient(const std::string& host, uint16_t port);
+  ~HttpClient();
+  HttpClient(const HttpClient&) = delete;
+  HttpClient& operator=(const HttpClient&) = delete;
+
+  bool connected() const { return fd_ >= 0; }
+  bool send(const std::string& bytes);
+  // Sends `n` bytes of the fnv_pattern as a chunked or Content-Length body,
+  // in pieces, after the head was sent with send().
+  bool send_pattern_body(uint64_t n, bool chunked);
+  // Reads one response. `keep_body_limit` caps how much of the body is stored
+  // (size and checksum always cover all of it).
+  HttpResponse read_response(int timeout_ms = 15000, bool head_request = false,
+                             size_t keep_body_limit = 1 << 20);
+  // True if the server closes the connection within the timeout (EOF or reset).
+  bool wait_closed(int timeout_ms = 5000);
+
+ private:
+  bool fill(int timeout_ms);
+  int fd_ = -1;
+  std::string buf_;
+};
+
+// One request on a new connection; `extra` is inserted verbatim after Host.
+HttpResponse http_request(uint16_t port, const std::string& method, const std::string& target,
+                          const std::string& host = "localhost", const std::string& extra = "",
+                          const std::string& body = "");
+
+}  // namespace huginn::testing

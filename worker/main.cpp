@@ -1,0 +1,242 @@
+// huginn-worker: started only by the supervisor (fork + exec), never by hand.
+//
+//   huginn-worker --ctl-fd 3 --config-fd 4 --worker-id N --generation G
+//
+// fd 3: SEQPACKET control channel (common/ipc/protocol.h); fd 4: sealed memfd
+// holding the configuration text the supervisor validated. Start-up order:
+// read config → HELLO → LISTENERS (checked against the manifest) → build the
+// Server (resolves backends) → drop privileges and verify → READY → serve.
+#include <event2/event.h>
+#include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/config/loader.h"
+#include "common/ipc/channel.h"
+#include "common/sys/c_handle.h"
+#include "common/sys/log.h"
+#include "common/sys/privileges.h"
+#include "worker/server.h"
+
+namespace {
+
+using huginn::sys::CHandle;
+using huginn::sys::UniqueFd;
+using EventBase = CHandle<event_base, event_base_free>;
+using Event = CHandle<event, event_free>;
+
+constexpr size_t kMaxConfigBytes = 4 * 1024 * 1024;
+
+struct Args {
+  int ctl_fd = -1;
+  int config_fd = -1;
+  uint32_t worker_id = 0;
+  uint32_t generation = 0;
+};
+
+[[noreturn]] void die(const char* fmt, const std::string& detail) {
+  HLOG_ERROR(fmt, detail.c_str());
+  std::_Exit(2);
+}
+
+bool parse_u32(const char* s, uint32_t* out) {
+  char* end = nullptr;
+  errno = 0;
+  unsigned long v = std::strtoul(s, &end, 10);
+  if (errno || end == s || *end != '\0' || v > 0xffffffffUL) return false;
+  *out = static_cast<uint32_t>(v);
+  return true;
+}
+
+bool parse_args(int argc, char** argv, Args* a) {
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string k = argv[i];
+    uint32_t v = 0;
+    if (!parse_u32(argv[i + 1], &v)) return false;
+    if (k == "--ctl-fd") a->ctl_fd = static_cast<int>(v);
+    else if (k == "--config-fd") a->config_fd = static_cast<int>(v);
+    else if (k == "--worker-id") a->worker_id = v;
+    else if (k == "--generation") a->generation = v;
+    else return false;
+  }
+  return argc % 2 == 1 && a->ctl_fd >= 0 && a->config_fd >= 0;
+}
+
+// Reads the configuration text from the sealed memfd.
+std::string read_config(int fd) {
+  const int seals = fcntl(fd, F_GET_SEALS);
+  const int need = F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW;
+  if (seals < 0 || (seals & need) != need) die("config fd is not a sealed memfd%s", "");
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || st.st_size < 0 || static_cast<size_t>(st.st_size) > kMaxConfigBytes)
+    die("config fd: bad size%s", "");
+  std::string text(static_cast<size_t>(st.st_size), '\0');
+  size_t off = 0;
+  while (off < text.size()) {
+    ssize_t n = pread(fd, text.data() + off, text.size() - off, static_cast<off_t>(off));
+    if (n <= 0) die("config fd: read failed: %s", std::strerror(errno));
+    off += static_cast<size_t>(n);
+  }
+  return text;
+}
+
+huginn::ipc::Message expect_message(int ctl, huginn::ipc::Session& session,
+                                    std::vector<UniqueFd>* fds) {
+  auto r = huginn::ipc::receive_message(ctl);
+  if (r.status == huginn::ipc::RecvStatus::kClosed) die("control channel closed during start-up%s", "");
+  if (r.status != huginn::ipc::RecvStatus::kMessage) die("control channel: %s", r.error);
+  std::string why = session.accept(huginn::ipc::type_of(r.message));
+  if (!why.empty()) die("control channel: %s", why);
+  if (fds) *fds = std::move(r.fds);
+  return std::move(r.message);
+}
+
+struct Worker {
+  Args args;
+  std::shared_ptr<const huginn::config::Config> cfg;
+  EventBase base;
+  std::unique_ptr<huginn::worker::Server> server;
+  huginn::ipc::Session session{huginn::ipc::Session::Role::kWorkerSide};
+  Event ctl_ev, term_ev, drain_timer;
+  bool draining = false;
+
+  void start_drain(uint32_t deadline_ms) {
+    if (draining) return;
+    draining = true;
+    HLOG_INFO("draining (deadline %u ms)", deadline_ms);
+    drain_timer.reset(evtimer_new(
+        base.get(),
+        [](evutil_socket_t, short, void* p) {
+          auto* w = static_cast<Worker*>(p);
+          HLOG_WARN("drain deadline reached with %llu connections open; closing them",
+                    static_cast<unsigned long long>(w->server->stats().active_connections));
+          event_base_loopexit(w->base.get(), nullptr);
+        },
+        this));
+    timeval tv{static_cast<time_t>(deadline_ms / 1000), static_cast<suseconds_t>((deadline_ms % 1000) * 1000)};
+    evtimer_add(drain_timer.get(), &tv);
+    server->drain([this] { event_base_loopexit(base.get(), nullptr); });
+  }
+
+  void on_ctl() {
+    auto r = huginn::ipc::receive_message(args.ctl_fd);
+    if (r.status == huginn::ipc::RecvStatus::kAgain) return;
+    if (r.status == huginn::ipc::RecvStatus::kClosed) {
+      HLOG_WARN("supervisor closed the control channel; exiting");
+      std::_Exit(0);
+    }
+    if (r.status != huginn::ipc::RecvStatus::kMessage) die("control channel: %s", r.error);
+    std::string why = session.accept(huginn::ipc::type_of(r.message));
+    if (!why.empty()) die("control channel: %s", why);
+    if (auto* d = std::get_if<huginn::ipc::Drain>(&r.message)) {
+      start_drain(d->deadline_ms);
+    } else if (std::holds_alternative<huginn::ipc::Terminate>(r.message)) {
+      HLOG_INFO("terminate requested");
+      std::_Exit(0);
+    } else if (std::holds_alternative<huginn::ipc::StatsReq>(r.message)) {
+      auto s = server->stats();
+      std::string err;
+      if (!huginn::ipc::send_message(args.ctl_fd,
+                                     huginn::ipc::StatsAns{s.active_connections, s.total_connections,
+                                                           s.total_requests},
+                                     {}, &err))
+        die("control channel: %s", err);
+    }
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace huginn;
+  Worker w;
+  if (!parse_args(argc, argv, &w.args)) {
+    std::fprintf(stderr, "huginn-worker: internal program, started by huginn-proxy\n");
+    return 2;
+  }
+  // Backstop if the supervisor dies between fork and our first read.
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  // Ctrl-C in a terminal reaches the whole process group: only the supervisor
+  // decides how to stop. SIGTERM sent to a worker directly drains it.
+  signal(SIGINT, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
+  signal(SIGPIPE, SIG_IGN);
+  log::configure({log::Level::kInfo, false, "worker[" + std::to_string(w.args.worker_id) + "]"});
+
+  const std::string text = read_config(w.args.config_fd);
+  close(w.args.config_fd);
+  auto loaded = config::load_text(text, "config", config::LoadOptions{1});
+  if (auto* errs = std::get_if<std::vector<config::ConfigError>>(&loaded))
+    die("configuration rejected: %s", errs->empty() ? "" : errs->front().to_string());
+  w.cfg = std::get<std::shared_ptr<const config::Config>>(loaded);
+  {
+    log::Options lo;
+    log::parse_level(w.cfg->logging.level, &lo.level);
+    lo.json = w.cfg->logging.format == "json";
+    lo.component = "worker[" + std::to_string(w.args.worker_id) + "]";
+    log::configure(lo);
+  }
+
+  const int ctl = w.args.ctl_fd;
+  std::string err;
+  expect_message(ctl, w.session, nullptr);  // HELLO
+  if (!ipc::send_message(ctl, ipc::Hello{ipc::kVersion, w.args.worker_id, w.args.generation,
+                                         static_cast<uint32_t>(getpid())},
+                         {}, &err))
+    die("control channel: %s", err);
+  std::vector<UniqueFd> fds;
+  auto lmsg = expect_message(ctl, w.session, &fds);
+  auto* listeners = std::get_if<ipc::Listeners>(&lmsg);
+  if (!listeners) die("control channel: expected LISTENERS%s", "");
+  std::vector<worker::ListenerSpec> specs;
+  for (size_t i = 0; i < listeners->entries.size(); ++i) {
+    const auto& e = listeners->entries[i];
+    auto addr = net::SocketAddress::parse(e.address);
+    if (!addr) die("LISTENERS: bad address %s", e.address);
+    if (!ipc::is_listening_tcp_socket(fds[i].get(), addr->family(), &err))
+      die("LISTENERS: %s", e.address + ": " + err);
+    specs.push_back({e.id, *addr, e.tls});
+  }
+
+  event_config* ec = event_config_new();
+  w.base.reset(event_base_new_with_config(ec));
+  event_config_free(ec);
+  if (!w.base) die("event_base_new failed%s", "");
+  w.server = std::make_unique<worker::Server>(w.base.get(), w.cfg);
+
+  if (!sys::drop_privileges(w.cfg->user, &err)) die("dropping privileges: %s", err);
+
+  for (size_t i = 0; i < specs.size(); ++i)
+    if (!w.server->add_listener(std::move(fds[i]), specs[i])) die("cannot serve %s", specs[i].address.to_string());
+
+  if (evutil_make_socket_nonblocking(ctl) != 0) die("ctl: nonblocking%s", "");
+  w.ctl_ev.reset(event_new(
+      w.base.get(), ctl, EV_READ | EV_PERSIST,
+      [](evutil_socket_t, short, void* p) { static_cast<Worker*>(p)->on_ctl(); }, &w));
+  event_add(w.ctl_ev.get(), nullptr);
+  w.term_ev.reset(evsignal_new(
+      w.base.get(), SIGTERM,
+      [](evutil_socket_t, short, void* p) {
+        auto* wk = static_cast<Worker*>(p);
+        wk->start_drain(wk->cfg->timeout.shutdown_secs * 1000);
+      },
+      &w));
+  event_add(w.term_ev.get(), nullptr);
+
+  if (!ipc::send_message(ctl, ipc::Ready{w.args.generation, static_cast<uint32_t>(getpid())}, {}, &err))
+    die("control channel: %s", err);
+  HLOG_INFO("ready: generation %u, %zu listeners, uid %u", w.args.generation, specs.size(),
+            static_cast<unsigned>(getuid()));
+  event_base_dispatch(w.base.get());
+  HLOG_INFO("exiting");
+  w.server.reset();
+  return 0;
+}
