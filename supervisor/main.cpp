@@ -110,6 +110,6 @@ int main(int argc, char** argv) {
   }
   HLOG_INFO("huginn-proxy %s starting: config %s, %u workers", build::kVersion, config_path.c_str(),
             cfg->workers);
-  supervisor::Supervisor sup(cfg, std::move(worker));
+  supervisor::Supervisor sup(config_path, cfg, std::move(worker));
   return sup.run();
 }

@@ -2,34 +2,44 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <csignal>
 #include <cstring>
+#include <set>
 
+#include <json/json.h>
+
+#include "build_info.h"
+#include "common/config/loader.h"
 #include "common/ipc/channel.h"
 #include "common/sys/log.h"
+#include "supervisor/dbus_service.h"
 #include "supervisor/sd_notify.h"
 
 namespace huginn::supervisor {
 namespace {
 
-// A worker that dies sooner than this after its start counts as a crash on
-// start-up; consecutive ones back off exponentially (crash-loop protection).
-constexpr auto kEarlyCrash = std::chrono::seconds(2);
+// A worker that dies sooner than this after its start counts as a quick
+// failure; consecutive ones back off exponentially (crash-loop protection).
+constexpr auto kQuickFailure = std::chrono::seconds(2);
 constexpr int kMaxBackoffSecs = 30;
 // Fast stop (SIGINT): how long workers get before SIGKILL.
 constexpr int kFastStopSecs = 1;
 // Graceful stop: slack beyond shutdown_secs before SIGKILL.
 constexpr int kStopSlackSecs = 2;
+// How long a new generation may take to report READY before a reload fails.
+constexpr int kReloadReadySecs = 30;
+constexpr double kStatsIntervalSecs = 1.0;
 
 std::string describe_status(int status) {
   if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
   if (WIFSIGNALED(status))
-    return std::string("killed by signal ") + std::to_string(WTERMSIG(status)) + " (" + strsignal(WTERMSIG(status)) +
-           ")";
+    return "killed by signal " + std::to_string(WTERMSIG(status)) + " (" + strsignal(WTERMSIG(status)) + ")";
   return "ended";
 }
 
@@ -40,44 +50,76 @@ timeval secs(double s) {
   return tv;
 }
 
+uint64_t monotonic_usec() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000ULL + static_cast<uint64_t>(ts.tv_nsec) / 1000;
+}
+
+const char* state_name(int s) {
+  static constexpr const char* kNames[] = {"starting", "ready", "draining"};
+  return kNames[s];
+}
+
 }  // namespace
 
-Supervisor::Supervisor(std::shared_ptr<const config::Config> cfg, Program worker_program)
-    : cfg_(std::move(cfg)), worker_program_(std::move(worker_program)) {
+Supervisor::Supervisor(std::string config_path, std::shared_ptr<const config::Config> cfg,
+                       Program worker_program)
+    : config_path_(std::move(config_path)), worker_program_(std::move(worker_program)) {
   base_.reset(event_base_new());
+  started_at_ = std::chrono::steady_clock::now();
+  std::string err;
+  auto gen = make_generation(std::move(cfg), &err);
+  if (gen) {
+    active_ = gen.get();
+    generations_.push_back(std::move(gen));
+  } else {
+    HLOG_ERROR("%s", err.c_str());
+  }
 }
 
 Supervisor::~Supervisor() {
+  dbus_.reset();
   // Children that are still around (runtime failure paths) must not outlive us.
   for (auto& [pid, w] : workers_) kill(pid, SIGKILL);
   for (auto& [pid, w] : workers_) waitpid(pid, nullptr, 0);
 }
 
-bool Supervisor::make_config_memfd(std::string* error) {
+std::unique_ptr<Supervisor::Generation> Supervisor::make_generation(std::shared_ptr<const config::Config> cfg,
+                                                                    std::string* error) {
   sys::UniqueFd fd(memfd_create("huginn-config", MFD_CLOEXEC | MFD_ALLOW_SEALING));
   if (!fd) {
     *error = std::string("memfd_create: ") + std::strerror(errno);
-    return false;
+    return nullptr;
   }
-  const std::string& text = cfg_->source_text;
+  const std::string& text = cfg->source_text;
   size_t off = 0;
   while (off < text.size()) {
     ssize_t n = write(fd.get(), text.data() + off, text.size() - off);
     if (n <= 0) {
       *error = std::string("memfd write: ") + std::strerror(errno);
-      return false;
+      return nullptr;
     }
     off += static_cast<size_t>(n);
   }
   if (fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
     *error = std::string("memfd seal: ") + std::strerror(errno);
-    return false;
+    return nullptr;
   }
-  config_memfd_ = std::move(fd);
-  return true;
+  auto gen = std::make_unique<Generation>();
+  gen->sup = this;
+  gen->id = next_generation_++;
+  gen->memfd = std::move(fd);
+  gen->slots.resize(cfg->workers);
+  for (uint32_t i = 0; i < cfg->workers; ++i) {
+    gen->slots[i].gen = gen.get();
+    gen->slots[i].index = i;
+  }
+  gen->cfg = std::move(cfg);
+  return gen;
 }
 
-bool Supervisor::spawn_worker(uint32_t slot, std::string* error) {
+bool Supervisor::spawn_worker(Generation* gen, uint32_t slot, std::string* error) {
   sys::UniqueFd mine, theirs;
   if (!ipc::make_channel(&mine, &theirs)) {
     *error = std::string("socketpair: ") + std::strerror(errno);
@@ -85,17 +127,19 @@ bool Supervisor::spawn_worker(uint32_t slot, std::string* error) {
   }
   SpawnRequest req;
   req.program = &worker_program_;
-  req.args = {"--ctl-fd", "3", "--config-fd", "4", "--worker-id", std::to_string(slot), "--generation",
-              std::to_string(generation_)};
-  req.fds = {theirs.get(), config_memfd_.get()};
+  req.args = {"--ctl-fd",     "3",
+              "--config-fd",  "4",
+              "--worker-id",  std::to_string(slot),
+              "--generation", std::to_string(gen->id)};
+  req.fds = {theirs.get(), gen->memfd.get()};
   Child child;
   if (!spawn(req, &child, error)) return false;
   theirs.reset();
 
   auto w = std::make_unique<WorkerProc>();
   w->sup = this;
+  w->gen = gen;
   w->slot = slot;
-  w->generation = generation_;
   w->pid = child.pid;
   w->pidfd = std::move(child.pidfd);
   w->ctl = std::move(mine);
@@ -105,11 +149,12 @@ bool Supervisor::spawn_worker(uint32_t slot, std::string* error) {
   // HELLO and LISTENERS go out at once; the datagrams queue in the socket.
   std::vector<int> fds;
   ipc::Listeners lm;
-  for (const auto& l : listeners_) {
-    lm.entries.push_back({l.id, l.tls, l.address.to_string()});
+  for (const auto& addr : gen->cfg->listen.addrs) {
+    const Listener& l = listeners_.at(addr.to_string());
+    lm.entries.push_back({l.id, gen->cfg->tls.has_value(), l.address.to_string()});
     fds.push_back(l.fd.get());
   }
-  if (!ipc::send_message(w->ctl.get(), ipc::Hello{ipc::kVersion, slot, generation_, 0}, {}, error) ||
+  if (!ipc::send_message(w->ctl.get(), ipc::Hello{ipc::kVersion, slot, gen->id, 0}, {}, error) ||
       !ipc::send_message(w->ctl.get(), lm, fds, error)) {
     kill(child.pid, SIGKILL);
     waitpid(child.pid, nullptr, 0);
@@ -132,13 +177,14 @@ bool Supervisor::spawn_worker(uint32_t slot, std::string* error) {
       raw));
   event_add(w->ctl_ev.get(), nullptr);
   event_add(w->exit_ev.get(), nullptr);
-  HLOG_INFO("worker %u started: pid %d, generation %u", slot, static_cast<int>(child.pid), generation_);
+  HLOG_INFO("worker %u started: pid %d, generation %u", slot, static_cast<int>(child.pid), gen->id);
   workers_.emplace(child.pid, std::move(w));
   return true;
 }
 
-void Supervisor::kill_worker(WorkerProc* w, const char* reason) {
-  HLOG_ERROR("worker %u (pid %d): %s; killing it", w->slot, static_cast<int>(w->pid), reason);
+void Supervisor::kill_worker(WorkerProc* w, const std::string& reason) {
+  HLOG_ERROR("worker %u (pid %d, generation %u): %s; killing it", w->slot, static_cast<int>(w->pid),
+             w->gen->id, reason.c_str());
   kill(w->pid, SIGKILL);
   event_del(w->ctl_ev.get());
 }
@@ -151,105 +197,355 @@ void Supervisor::on_ctl(WorkerProc* w) {
       event_del(w->ctl_ev.get());  // the exit event reports the rest
       return;
     }
-    if (r.status != ipc::RecvStatus::kMessage) return kill_worker(w, ("protocol error: " + r.error).c_str());
+    if (r.status != ipc::RecvStatus::kMessage) return kill_worker(w, "protocol error: " + r.error);
     std::string why = w->session.accept(ipc::type_of(r.message));
-    if (!why.empty()) return kill_worker(w, ("protocol error: " + why).c_str());
+    if (!why.empty()) return kill_worker(w, "protocol error: " + why);
     if (auto* hello = std::get_if<ipc::Hello>(&r.message)) {
-      if (hello->worker_id != w->slot || hello->generation != w->generation ||
+      if (hello->worker_id != w->slot || hello->generation != w->gen->id ||
           hello->pid != static_cast<uint32_t>(w->pid))
         return kill_worker(w, "HELLO does not match the spawned worker");
     } else if (auto* ready = std::get_if<ipc::Ready>(&r.message)) {
-      if (ready->generation != w->generation) return kill_worker(w, "READY for the wrong generation");
-      w->state = WorkerState::kReady;
-      HLOG_INFO("worker %u (pid %d) ready", w->slot, static_cast<int>(w->pid));
-      const bool all = std::all_of(workers_.begin(), workers_.end(),
-                                   [](const auto& kv) { return kv.second->state == WorkerState::kReady; });
-      if (all && workers_.size() == slots_.size() && !stopping_) on_all_ready();
+      if (ready->generation != w->gen->id) return kill_worker(w, "READY for the wrong generation");
+      on_worker_ready(w);
+    } else if (auto* stats = std::get_if<ipc::StatsAns>(&r.message)) {
+      w->stats = *stats;
     }
   }
 }
 
-void Supervisor::on_all_ready() {
-  if (announced_ready_) return;
-  announced_ready_ = true;
-  std::string listen;
-  for (const auto& l : listeners_) listen += (listen.empty() ? "" : " ") + l.address.to_string();
-  HLOG_INFO("all %zu workers ready, serving on %s", slots_.size(), listen.c_str());
-  sd_notify("READY=1\nSTATUS=serving on " + listen + " with " + std::to_string(slots_.size()) + " workers\n");
+void Supervisor::on_worker_ready(WorkerProc* w) {
+  if (w->state == WorkerState::kStarting) w->state = WorkerState::kReady;
+  HLOG_INFO("worker %u (pid %d, generation %u) ready", w->slot, static_cast<int>(w->pid), w->gen->id);
+  Generation* gen = w->gen;
+  size_t ready = 0;
+  for (const auto& [pid, x] : workers_)
+    if (x->gen == gen && x->state == WorkerState::kReady) ++ready;
+  if (ready < gen->slots.size() || stopping_) return;
+  if (gen->state == GenState::kStarting && gen == active_) {
+    // First generation at start-up.
+    gen->state = GenState::kActive;
+    if (!announced_ready_) {
+      announced_ready_ = true;
+      HLOG_INFO("all %zu workers ready, serving on %s", gen->slots.size(), listen_summary().c_str());
+      sd_notify("READY=1\nSTATUS=generation " + std::to_string(gen->id) + ", serving on " + listen_summary() +
+                " with " + std::to_string(gen->slots.size()) + " workers\n");
+    }
+  } else if (gen->state == GenState::kStarting && reload_ && reload_->gen == gen) {
+    // Reload: the new generation is complete; the old one drains.
+    Generation* old = active_;
+    gen->state = GenState::kActive;
+    active_ = gen;
+    if (old) drain_generation(old, gen->cfg->timeout.shutdown_secs * 1000);
+    close_unused_listeners();
+    HLOG_INFO("all %zu workers of generation %u ready, serving on %s", gen->slots.size(), gen->id,
+              listen_summary().c_str());
+    finish_reload(true, "reloaded: generation " + std::to_string(gen->id) + " with " +
+                            std::to_string(gen->slots.size()) + " workers");
+  }
+}
+
+void Supervisor::drain_generation(Generation* gen, uint32_t deadline_ms) {
+  gen->state = GenState::kDraining;
+  for (auto& s : gen->slots) s.restart_timer.reset();
+  for (auto& [pid, w] : workers_) {
+    if (w->gen != gen || w->state == WorkerState::kDraining) continue;
+    std::string err;
+    const bool ok =
+        w->state == WorkerState::kReady && ipc::send_message(w->ctl.get(), ipc::Drain{deadline_ms}, {}, &err);
+    if (!ok) kill(pid, SIGKILL);  // not serving yet (or channel gone): nothing to drain
+    w->state = WorkerState::kDraining;
+  }
+  HLOG_INFO("generation %u draining (%zu workers, deadline %u ms)", gen->id, live_workers(gen), deadline_ms);
+  maybe_forget_generation(gen);
+}
+
+size_t Supervisor::live_workers(const Generation* gen) const {
+  return static_cast<size_t>(std::count_if(workers_.begin(), workers_.end(),
+                                           [gen](const auto& kv) { return kv.second->gen == gen; }));
+}
+
+void Supervisor::maybe_forget_generation(Generation* gen) {
+  if (gen == active_ || (reload_ && reload_->gen == gen) || live_workers(gen) > 0) return;
+  HLOG_INFO("generation %u finished", gen->id);
+  generations_.erase(std::remove_if(generations_.begin(), generations_.end(),
+                                    [gen](const auto& g) { return g.get() == gen; }),
+                     generations_.end());
 }
 
 void Supervisor::on_exit(WorkerProc* w) {
   int status = 0;
-  pid_t pid = w->pid;
+  const pid_t pid = w->pid;
   if (waitpid(pid, &status, WNOHANG) != pid) return;  // spurious wake-up
+  Generation* gen = w->gen;
   const uint32_t slot = w->slot;
-  const bool early = std::chrono::steady_clock::now() - w->started < kEarlyCrash;
-  const bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-  if (stopping_) {
-    HLOG_INFO("worker %u (pid %d) %s", slot, static_cast<int>(pid), describe_status(status).c_str());
+  const bool quick = std::chrono::steady_clock::now() - w->started < kQuickFailure;
+  const bool expected = stopping_ || gen->state == GenState::kDraining;
+  if (expected) {
+    HLOG_INFO("worker %u (pid %d, generation %u) %s", slot, static_cast<int>(pid), gen->id,
+              describe_status(status).c_str());
   } else {
-    HLOG_ERROR("worker %u (pid %d) %s unexpectedly", slot, static_cast<int>(pid), describe_status(status).c_str());
+    HLOG_ERROR("worker %u (pid %d, generation %u) %s unexpectedly", slot, static_cast<int>(pid), gen->id,
+               describe_status(status).c_str());
   }
+  const WorkerState state = w->state;
   workers_.erase(pid);  // frees the events and descriptors
   if (stopping_) {
     if (workers_.empty()) event_base_loopexit(base_.get(), nullptr);
     return;
   }
-  schedule_restart(slot, early || clean);
+  if (gen->state == GenState::kDraining) {
+    maybe_forget_generation(gen);
+    return;
+  }
+  if (gen->state == GenState::kStarting && reload_ && reload_->gen == gen) {
+    // A worker of the generation being built died before it was complete:
+    // the reload fails and the running generation stays.
+    finish_reload(false, "reload failed: a worker of the new generation " + describe_status(status) +
+                             (state == WorkerState::kStarting ? " before it was ready" : "") +
+                             " (see the log)");
+    return;
+  }
+  schedule_restart(&gen->slots[slot], quick);
 }
 
-void Supervisor::schedule_restart(uint32_t slot, bool crashed_early) {
-  Slot& s = slots_[slot];
-  s.consecutive_crashes = crashed_early ? s.consecutive_crashes + 1 : 0;
+void Supervisor::schedule_restart(Slot* s, bool quick_failure) {
+  s->consecutive_crashes = quick_failure ? s->consecutive_crashes + 1 : 0;
+  ++s->restarts;
   double delay = 0;
-  if (s.consecutive_crashes > 1) {
-    delay = std::min<double>(kMaxBackoffSecs, 0.25 * (1 << std::min(s.consecutive_crashes - 2, 8)));
-    HLOG_ERROR("worker %u is crash-looping (%d quick failures in a row); next start in %.2f s", slot,
-               s.consecutive_crashes, delay);
+  if (s->consecutive_crashes > 1) {
+    delay = std::min<double>(kMaxBackoffSecs, 0.25 * (1 << std::min(s->consecutive_crashes - 2, 8)));
+    HLOG_ERROR("worker %u is crash-looping (%d quick failures in a row); next start in %.2f s", s->index,
+               s->consecutive_crashes, delay);
   }
-  s.restart_timer.reset(evtimer_new(
+  s->restart_timer.reset(evtimer_new(
       base_.get(),
       [](evutil_socket_t, short, void* p) {
         auto* sl = static_cast<Slot*>(p);
-        if (sl->sup->stopping_) return;
+        Supervisor* sup = sl->gen->sup;
+        if (sup->stopping_ || sl->gen->state == GenState::kDraining) return;
         std::string err;
-        if (!sl->sup->spawn_worker(sl->index, &err)) {
+        if (!sup->spawn_worker(sl->gen, sl->index, &err)) {
           HLOG_ERROR("restarting worker %u failed: %s", sl->index, err.c_str());
-          sl->sup->schedule_restart(sl->index, true);
+          sup->schedule_restart(sl, true);
         }
       },
-      &s));
+      s));
   timeval tv = secs(delay);
-  evtimer_add(s.restart_timer.get(), &tv);
+  evtimer_add(s->restart_timer.get(), &tv);
+}
+
+bool Supervisor::reconcile_listeners(const config::Config& cfg, std::vector<std::string>* added,
+                                     std::string* error) {
+  for (const auto& addr : cfg.listen.addrs) {
+    const std::string key = addr.to_string();
+    auto it = listeners_.find(key);
+    if (it != listeners_.end()) {
+      // Same address: keep the socket (and its queue); apply a new backlog.
+      listen(it->second.fd.get(), static_cast<int>(cfg.listen.tcp_backlog));
+      continue;
+    }
+    Listener l;
+    if (!bind_listener(addr, cfg.listen.tcp_backlog, &l, error)) {
+      for (const auto& k : *added) listeners_.erase(k);
+      added->clear();
+      return false;
+    }
+    l.id = next_listener_id_++;
+    listeners_.emplace(key, std::move(l));
+    added->push_back(key);
+  }
+  return true;
+}
+
+void Supervisor::close_unused_listeners() {
+  std::set<std::string> used;
+  for (const auto& g : generations_)
+    if (g->state != GenState::kDraining)
+      for (const auto& a : g->cfg->listen.addrs) used.insert(a.to_string());
+  for (auto it = listeners_.begin(); it != listeners_.end();) {
+    if (!used.count(it->first)) {
+      HLOG_INFO("closing listener %s (no longer configured)", it->first.c_str());
+      it = listeners_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Supervisor::reload(ReloadDone done) {
+  if (stopping_) {
+    done(false, "reload refused: the service is stopping");
+    return;
+  }
+  if (reload_) {
+    done(false, "reload refused: a reload is already in progress (generation " +
+                    std::to_string(reload_->gen->id) + " is starting)");
+    return;
+  }
+  if (!announced_ready_) {
+    done(false, "reload refused: the service is still starting");
+    return;
+  }
+  HLOG_INFO("reloading %s", config_path_.c_str());
+  auto loaded = config::load_file(config_path_);
+  if (auto* errs = std::get_if<std::vector<config::ConfigError>>(&loaded)) {
+    std::string msg = "reload failed: " + std::to_string(errs->size()) + " configuration error" +
+                      (errs->size() == 1 ? "" : "s") + "; generation " + std::to_string(active_->id) +
+                      " keeps serving";
+    for (const auto& e : *errs) msg += "\n" + e.to_string();
+    HLOG_ERROR("%s", msg.c_str());
+    if (dbus_) dbus_->emit_reloaded(active_->id, false, msg);
+    done(false, msg);
+    return;
+  }
+  auto cfg = std::get<std::shared_ptr<const config::Config>>(loaded);
+  sd_notify("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(monotonic_usec()) + "\nSTATUS=reloading\n");
+  reload_ = std::make_unique<PendingReload>();
+  reload_->waiters.push_back(std::move(done));
+  std::string err;
+  if (!reconcile_listeners(*cfg, &reload_->new_listeners, &err)) {
+    finish_reload(false, "reload failed: cannot listen: " + err);
+    return;
+  }
+  auto gen = make_generation(cfg, &err);
+  if (!gen) {
+    finish_reload(false, "reload failed: " + err);
+    return;
+  }
+  reload_->gen = gen.get();
+  generations_.push_back(std::move(gen));
+  for (uint32_t i = 0; i < reload_->gen->slots.size(); ++i) {
+    if (!spawn_worker(reload_->gen, i, &err)) {
+      finish_reload(false, "reload failed: cannot start worker: " + err);
+      return;
+    }
+  }
+  reload_->timeout.reset(evtimer_new(
+      base_.get(),
+      [](evutil_socket_t, short, void* p) {
+        static_cast<Supervisor*>(p)->finish_reload(
+            false, "reload failed: the new workers did not become ready within " +
+                       std::to_string(kReloadReadySecs) + " s");
+      },
+      this));
+  timeval tv = secs(kReloadReadySecs);
+  evtimer_add(reload_->timeout.get(), &tv);
+}
+
+void Supervisor::finish_reload(bool ok, const std::string& message) {
+  if (!reload_) return;
+  std::unique_ptr<PendingReload> r = std::move(reload_);
+  if (!ok) {
+    // Undo: kill the new generation's workers and close what was bound for it.
+    if (r->gen) {
+      r->gen->state = GenState::kDraining;
+      for (auto& s : r->gen->slots) s.restart_timer.reset();
+      for (auto& [pid, w] : workers_)
+        if (w->gen == r->gen) {
+          kill(pid, SIGKILL);
+          w->state = WorkerState::kDraining;
+        }
+      maybe_forget_generation(r->gen);
+    }
+    for (const auto& k : r->new_listeners) listeners_.erase(k);
+    HLOG_ERROR("%s; generation %u keeps serving", message.c_str(), active_->id);
+  } else {
+    HLOG_INFO("%s", message.c_str());
+  }
+  sd_notify("READY=1\nSTATUS=generation " + std::to_string(active_->id) + ", serving on " + listen_summary() +
+            " with " + std::to_string(active_->slots.size()) + " workers\n");
+  if (dbus_) dbus_->emit_reloaded(active_->id, ok, message);
+  for (auto& done : r->waiters) done(ok, message);
+}
+
+std::vector<std::string> Supervisor::check_config(const std::string& path) {
+  auto loaded = config::load_file(path.empty() ? config_path_ : path);
+  std::vector<std::string> out;
+  if (auto* errs = std::get_if<std::vector<config::ConfigError>>(&loaded))
+    for (const auto& e : *errs) out.push_back(e.to_string());
+  return out;
+}
+
+uint32_t Supervisor::generation() const { return active_ ? active_->id : 0; }
+
+std::string Supervisor::listen_summary() const {
+  std::string s;
+  for (const auto& [k, l] : listeners_) s += (s.empty() ? "" : " ") + k;
+  return s;
+}
+
+std::string Supervisor::status_json() {
+  Json::Value v;
+  v["version"] = build::kVersion;
+  v["pid"] = static_cast<int>(getpid());
+  v["generation"] = generation();
+  v["config_path"] = config_path_;
+  v["uptime_secs"] = static_cast<Json::Int64>(
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_at_)
+          .count());
+  v["state"] = stopping_ ? "stopping" : (reload_ ? "reloading" : (announced_ready_ ? "ready" : "starting"));
+  v["reload_in_progress"] = reload_ != nullptr;
+  Json::Value ls(Json::arrayValue);
+  for (const auto& [k, l] : listeners_) ls.append(k);
+  v["listeners"] = ls;
+  Json::Value ws(Json::arrayValue);
+  for (const auto& [pid, w] : workers_) {
+    Json::Value x;
+    x["pid"] = static_cast<int>(pid);
+    x["slot"] = w->slot;
+    x["generation"] = w->gen->id;
+    x["state"] = state_name(static_cast<int>(w->state));
+    x["connections"] = static_cast<Json::UInt64>(w->stats.active_connections);
+    x["total_connections"] = static_cast<Json::UInt64>(w->stats.total_connections);
+    x["total_requests"] = static_cast<Json::UInt64>(w->stats.total_requests);
+    x["restarts"] = w->gen->slots[w->slot].restarts;
+    x["crash_loop"] = w->gen->slots[w->slot].consecutive_crashes > 1;
+    ws.append(x);
+  }
+  v["workers"] = ws;
+  Json::StreamWriterBuilder b;
+  b["indentation"] = "";
+  return Json::writeString(b, v);
+}
+
+void Supervisor::refresh_stats() {
+  for (auto& [pid, w] : workers_) {
+    if (w->state == WorkerState::kStarting) continue;
+    std::string err;
+    ipc::send_message(w->ctl.get(), ipc::StatsReq{}, {}, &err);  // a dead channel shows up as exit
+  }
 }
 
 void Supervisor::begin_stop(bool graceful) {
   if (stopping_) {
-    if (!graceful) {  // a second signal, or SIGINT during a graceful stop: hurry
+    if (!graceful) {  // SIGINT during a graceful stop: hurry
       HLOG_WARN("fast stop requested during shutdown; terminating workers");
       for (auto& [pid, w] : workers_) {
         std::string err;
-        ipc::send_message(w->ctl.get(), ipc::Terminate{}, {}, &err);
+        if (!ipc::send_message(w->ctl.get(), ipc::Terminate{}, {}, &err)) kill(pid, SIGKILL);
       }
     }
     return;
   }
   stopping_ = true;
   sd_notify("STOPPING=1\nSTATUS=stopping\n");
-  for (auto& s : slots_) s.restart_timer.reset();
-  // Workers hold their own copies of the listening sockets; ours close now so
-  // nothing new is queued once the workers stop accepting.
+  if (reload_) finish_reload(false, "reload aborted: the service is stopping");
+  for (auto& g : generations_)
+    for (auto& s : g->slots) s.restart_timer.reset();
+  stats_timer_.reset();
+  // Workers hold their own copies of the listening sockets; ours close now.
   listeners_.clear();
-  const uint32_t deadline_ms = graceful ? cfg_->timeout.shutdown_secs * 1000 : 0;
+  const uint32_t deadline_ms = graceful ? active_->cfg->timeout.shutdown_secs * 1000 : 0;
   HLOG_INFO("%s stop: %zu workers", graceful ? "graceful" : "fast", workers_.size());
   for (auto& [pid, w] : workers_) {
+    if (w->state == WorkerState::kDraining && graceful) continue;
     std::string err;
-    bool ok = w->state == WorkerState::kReady
-                  ? ipc::send_message(w->ctl.get(),
-                                      graceful ? ipc::Message(ipc::Drain{deadline_ms}) : ipc::Message(ipc::Terminate{}),
-                                      {}, &err)
-                  : false;
-    if (!ok) kill(pid, SIGKILL);  // not yet serving (or channel gone): nothing to drain
+    const bool ok =
+        w->state != WorkerState::kStarting &&
+        ipc::send_message(w->ctl.get(),
+                          graceful ? ipc::Message(ipc::Drain{deadline_ms}) : ipc::Message(ipc::Terminate{}),
+                          {}, &err);
+    if (!ok) kill(pid, SIGKILL);
     w->state = WorkerState::kDraining;
   }
   if (workers_.empty()) {
@@ -264,22 +560,19 @@ void Supervisor::begin_stop(bool graceful) {
         for (auto& [pid, w] : sup->workers_) kill(pid, SIGKILL);
       },
       this));
-  timeval tv = secs(graceful ? cfg_->timeout.shutdown_secs + kStopSlackSecs : kFastStopSecs);
+  timeval tv = secs(graceful ? active_->cfg->timeout.shutdown_secs + kStopSlackSecs : kFastStopSecs);
   evtimer_add(stop_timer_.get(), &tv);
 }
 
 int Supervisor::run() {
-  if (!base_) {
-    HLOG_ERROR("event_base_new failed");
+  if (!base_ || !active_) {
+    HLOG_ERROR("supervisor initialisation failed");
     return 2;
   }
   std::string err;
-  if (!bind_listeners(*cfg_, &listeners_, &err)) {
+  std::vector<std::string> added;
+  if (!reconcile_listeners(*active_->cfg, &added, &err)) {
     HLOG_ERROR("cannot listen: %s", err.c_str());
-    return 2;
-  }
-  if (!make_config_memfd(&err)) {
-    HLOG_ERROR("%s", err.c_str());
     return 2;
   }
   struct SigSpec {
@@ -290,9 +583,9 @@ int Supervisor::run() {
       {SIGTERM, [](Supervisor* s) { s->begin_stop(true); }},
       {SIGINT, [](Supervisor* s) { s->begin_stop(false); }},
       {SIGHUP,
-       [](Supervisor*) {
-         HLOG_WARN("SIGHUP: configuration reload is not available in this version; restart the service to apply "
-                   "changes");
+       [](Supervisor* s) {
+         HLOG_INFO("SIGHUP: reloading the configuration");
+         s->reload([](bool, const std::string&) {});  // the outcome is logged by finish_reload / reload
        }},
   };
   signal(SIGPIPE, SIG_IGN);
@@ -308,18 +601,28 @@ int Supervisor::run() {
     signal_events_.emplace_back(ev);
   }
 
-  slots_.resize(cfg_->workers);  // never resized again: timers point into it
-  for (uint32_t i = 0; i < cfg_->workers; ++i) {
-    slots_[i].sup = this;
-    slots_[i].index = i;
+  const std::string& bus = active_->cfg->dbus.bus;
+  if (bus != "none") {
+    dbus_ = DbusService::create(base_.get(), bus, *this, &err);
+    if (!dbus_)
+      HLOG_WARN("D-Bus control interface unavailable (%s bus): %s; reload with SIGHUP", bus.c_str(),
+                err.c_str());
   }
-  for (uint32_t i = 0; i < cfg_->workers; ++i) {
-    if (!spawn_worker(i, &err)) {
+
+  for (uint32_t i = 0; i < active_->slots.size(); ++i) {
+    if (!spawn_worker(active_, i, &err)) {
       HLOG_ERROR("cannot start worker %u: %s", i, err.c_str());
       return 2;
     }
   }
+  stats_timer_.reset(event_new(
+      base_.get(), -1, EV_PERSIST,
+      [](evutil_socket_t, short, void* p) { static_cast<Supervisor*>(p)->refresh_stats(); }, this));
+  timeval tv = secs(kStatsIntervalSecs);
+  evtimer_add(stats_timer_.get(), &tv);
+
   event_base_dispatch(base_.get());
+  dbus_.reset();
   HLOG_INFO("stopped");
   return exit_status_;
 }

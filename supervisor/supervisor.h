@@ -1,7 +1,14 @@
-// The supervisor: binds listeners, spawns and watches the workers, stops.
+// The supervisor: binds listeners, runs generations of workers, reloads,
+// restarts crashed workers, stops.
 //
 // Event-driven (libevent): children are watched through pidfds, signals
 // through evsignal, control channels through read events. Nothing polls.
+//
+// A generation is one validated configuration plus the workers started with
+// it. Normally one generation is active. A reload builds generation N+1 next
+// to N (listeners whose address is unchanged are shared, new ones are bound),
+// waits until every new worker is READY, then tells generation N to drain.
+// Any failure before that point kills N+1 and leaves N serving.
 #pragma once
 
 #include <event2/event.h>
@@ -16,6 +23,7 @@
 #include "common/ipc/protocol.h"
 #include "common/sys/c_handle.h"
 #include "common/sys/unique_fd.h"
+#include "supervisor/control.h"
 #include "supervisor/listeners.h"
 #include "supervisor/spawn.h"
 
@@ -24,21 +32,30 @@ namespace huginn::supervisor {
 using EventBase = sys::CHandle<event_base, event_base_free>;
 using Event = sys::CHandle<event, event_free>;
 
-class Supervisor {
- public:
-  Supervisor(std::shared_ptr<const config::Config> cfg, Program worker_program);
-  ~Supervisor();
+class DbusService;
 
-  // Binds listeners and starts the workers; then runs until stopped.
+class Supervisor : public Control {
+ public:
+  Supervisor(std::string config_path, std::shared_ptr<const config::Config> cfg, Program worker_program);
+  ~Supervisor() override;
+
+  // Binds listeners and starts the first generation; then runs until stopped.
   // Returns the process exit status (0 clean stop, 2 runtime failure).
   int run();
 
+  // Control (D-Bus, SIGHUP).
+  void reload(ReloadDone done) override;
+  std::vector<std::string> check_config(const std::string& path) override;
+  std::string status_json() override;
+  uint32_t generation() const override;
+
  private:
   enum class WorkerState { kStarting, kReady, kDraining };
+  struct Generation;
   struct WorkerProc {
     Supervisor* sup = nullptr;
+    Generation* gen = nullptr;
     uint32_t slot = 0;
-    uint32_t generation = 0;
     pid_t pid = -1;
     sys::UniqueFd pidfd;
     sys::UniqueFd ctl;
@@ -47,33 +64,63 @@ class Supervisor {
     WorkerState state = WorkerState::kStarting;
     ipc::Session session{ipc::Session::Role::kSupervisorSide};
     std::chrono::steady_clock::time_point started;
+    ipc::StatsAns stats;
   };
   struct Slot {
-    Supervisor* sup = nullptr;
+    Generation* gen = nullptr;
     uint32_t index = 0;
     int consecutive_crashes = 0;
+    uint32_t restarts = 0;
     Event restart_timer;
   };
+  enum class GenState { kStarting, kActive, kDraining };
+  struct Generation {
+    Supervisor* sup = nullptr;
+    uint32_t id = 0;
+    std::shared_ptr<const config::Config> cfg;
+    sys::UniqueFd memfd;
+    std::vector<Slot> slots;  // sized once: timers point into it
+    GenState state = GenState::kStarting;
+  };
+  struct PendingReload {
+    Generation* gen = nullptr;
+    std::vector<std::string> new_listeners;  // bound for this reload; closed if it fails
+    std::vector<ReloadDone> waiters;
+    Event timeout;
+  };
 
-  bool make_config_memfd(std::string* error);
-  bool spawn_worker(uint32_t slot, std::string* error);
+  std::unique_ptr<Generation> make_generation(std::shared_ptr<const config::Config> cfg, std::string* error);
+  bool spawn_worker(Generation* gen, uint32_t slot, std::string* error);
   void on_ctl(WorkerProc* w);
   void on_exit(WorkerProc* w);
-  void schedule_restart(uint32_t slot, bool crashed_early);
-  void kill_worker(WorkerProc* w, const char* reason);
+  void on_worker_ready(WorkerProc* w);
+  void schedule_restart(Slot* slot, bool quick_failure);
+  void kill_worker(WorkerProc* w, const std::string& reason);
   void begin_stop(bool graceful);
-  void on_all_ready();
+  void drain_generation(Generation* gen, uint32_t deadline_ms);
+  size_t live_workers(const Generation* gen) const;
+  void maybe_forget_generation(Generation* gen);
+  bool reconcile_listeners(const config::Config& cfg, std::vector<std::string>* added, std::string* error);
+  void close_unused_listeners();
+  void finish_reload(bool ok, const std::string& message);
+  void refresh_stats();
+  std::string listen_summary() const;
 
-  std::shared_ptr<const config::Config> cfg_;
+  std::string config_path_;
   Program worker_program_;
   EventBase base_;
-  std::vector<Listener> listeners_;
-  sys::UniqueFd config_memfd_;
-  uint32_t generation_ = 1;
+  std::map<std::string, Listener> listeners_;  // by address
+  uint32_t next_generation_ = 1;
+  uint32_t next_listener_id_ = 0;
+  Generation* active_ = nullptr;
+  std::vector<std::unique_ptr<Generation>> generations_;
   std::map<pid_t, std::unique_ptr<WorkerProc>> workers_;
-  std::vector<Slot> slots_;
+  std::unique_ptr<PendingReload> reload_;
+  std::unique_ptr<DbusService> dbus_;
   std::vector<Event> signal_events_;
   Event stop_timer_;
+  Event stats_timer_;
+  std::chrono::steady_clock::time_point started_at_;
   bool stopping_ = false;
   bool announced_ready_ = false;
   int exit_status_ = 0;

@@ -46,9 +46,10 @@ class ProxyTest : public ::testing::Test {
 
   // Common head of every config: our listener, unprivileged workers.
   std::string head(int workers) const {
-    return "workers = " + std::to_string(workers) + "\nuser = \"nobody\"\n\n[listen]\naddrs = [\"127.0.0.1:" +
-           std::to_string(port_) + "\"]\n\n[timeout]\nshutdown_secs = 10\nupstream_connect_ms = 1000\n" +
-           "upstream_response_secs = 1\n\n";
+    return "workers = " + std::to_string(workers) +
+           "\nuser = \"nobody\"\n\n[listen]\naddrs = [\"127.0.0.1:" + std::to_string(port_) +
+           "\"]\n\n[timeout]\nshutdown_secs = 10\nupstream_connect_ms = 1000\n" +
+           "upstream_response_secs = 1\n\n[dbus]\nbus = \"none\"\n\n";
   }
 
   static std::string backend_block(const std::string& address) {
@@ -73,8 +74,8 @@ class ProxyTest : public ::testing::Test {
 
 TEST_F(ProxyTest, ProxiesRequestsAndSetsForwardedHeaders) {
   Backend be;
-  start(head(2) + backend_block(be.address()) + "[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" +
-        be.address() + "\"\n");
+  start(head(2) + backend_block(be.address()) +
+        "[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" + be.address() + "\"\n");
   auto r = http_request(port_, "GET", "/hello?x=1", "Example.COM.");
   ASSERT_TRUE(r.ok) << r.error;
   EXPECT_EQ(r.status, 200);
@@ -84,11 +85,13 @@ TEST_F(ProxyTest, ProxiesRequestsAndSetsForwardedHeaders) {
   EXPECT_EQ(j["headers"]["x-forwarded-for"].asString(), "127.0.0.1");
   EXPECT_EQ(j["headers"]["x-forwarded-proto"].asString(), "http");
   EXPECT_EQ(j["headers"]["x-forwarded-port"].asString(), std::to_string(port_));
-  EXPECT_EQ(j["headers"]["host"].asString(), be.address()) << "preserve_host = false sends the backend address";
+  EXPECT_EQ(j["headers"]["host"].asString(), be.address())
+      << "preserve_host = false sends the backend address";
 
   // A well-formed client X-Forwarded-For is appended to; garbage is replaced;
   // X-Forwarded-Proto/Host/Port from the client are always replaced.
-  r = http_request(port_, "GET", "/", "a.test", "X-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: https\r\n");
+  r = http_request(port_, "GET", "/", "a.test",
+                   "X-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: https\r\n");
   ASSERT_TRUE(r.ok) << r.error;
   j = parse_json(r.body);
   EXPECT_EQ(j["headers"]["x-forwarded-for"].asString(), "203.0.113.7, 127.0.0.1");
@@ -121,14 +124,15 @@ TEST_F(ProxyTest, StreamsTenMebibyteBodiesBothWaysByteExact) {
     }
     return resp;
   });
-  start(head(2) + backend_block(be.address()) + "[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" +
-        be.address() + "\"\n");
+  start(head(2) + backend_block(be.address()) +
+        "[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" + be.address() + "\"\n");
   const uint64_t expect = pattern_fnv(kSize);
   for (bool chunked : {false, true}) {
     HttpClient c("127.0.0.1", port_);
     ASSERT_TRUE(c.connected());
     std::string h = "POST /upload HTTP/1.1\r\nHost: up.test\r\n";
-    h += chunked ? "Transfer-Encoding: chunked\r\n\r\n" : "Content-Length: " + std::to_string(kSize) + "\r\n\r\n";
+    h += chunked ? "Transfer-Encoding: chunked\r\n\r\n"
+                 : "Content-Length: " + std::to_string(kSize) + "\r\n\r\n";
     ASSERT_TRUE(c.send(h));
     ASSERT_TRUE(c.send_pattern_body(kSize, chunked));
     auto r = c.read_response(30000);
@@ -165,8 +169,8 @@ TEST_F(ProxyTest, RoutesWithTheSamePrefixAlternateRoundRobin) {
 
 TEST_F(ProxyTest, ReusesKeepAliveConnectionsToTheBackend) {
   Backend be;
-  start(head(1) + backend_block(be.address()) + "[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" +
-        be.address() + "\"\n");
+  start(head(1) + backend_block(be.address()) +
+        "[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" + be.address() + "\"\n");
   for (int i = 0; i < 10; ++i) ASSERT_TRUE(http_request(port_, "GET", "/a", "k.test").ok);
   HttpClient c("127.0.0.1", port_);
   for (int i = 0; i < 10; ++i) {
@@ -183,8 +187,8 @@ TEST_F(ProxyTest, ForceNewConnectionAndDisabledPoolOpenOneConnectionPerRequest) 
   Backend pooled, forced;
   start(head(1) + backend_block(pooled.address()) + backend_block(forced.address()) +
         "[[domains]]\n[[domains.routes]]\nprefix = \"/forced\"\nbackend = \"" + forced.address() +
-        "\"\nforce_new_connection = true\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" + pooled.address() +
-        "\"\n");
+        "\"\nforce_new_connection = true\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" +
+        pooled.address() + "\"\n");
   for (int i = 0; i < 5; ++i) {
     ASSERT_TRUE(http_request(port_, "GET", "/forced/x", "f.test").ok);
     ASSERT_TRUE(http_request(port_, "GET", "/pooled", "f.test").ok);
@@ -210,8 +214,8 @@ TEST_F(ProxyTest, AnswersRoutingAndUpstreamFailuresWithJsonErrors) {
   });
   const std::string dead = "127.0.0.1:" + std::to_string(free_port());
   start(head(1) + backend_block(slow.address()) + backend_block(dead) +
-        "[[domains]]\nhost = \"app.test\"\n[[domains.routes]]\nprefix = \"/api\"\nbackend = \"" + slow.address() +
-        "\"\n[[domains.routes]]\nprefix = \"/slow\"\nbackend = \"" + slow.address() +
+        "[[domains]]\nhost = \"app.test\"\n[[domains.routes]]\nprefix = \"/api\"\nbackend = \"" +
+        slow.address() + "\"\n[[domains.routes]]\nprefix = \"/slow\"\nbackend = \"" + slow.address() +
         "\"\n[[domains.routes]]\nprefix = \"/dead\"\nbackend = \"" + dead + "\"\n");
   struct Case {
     const char* host;
@@ -219,10 +223,10 @@ TEST_F(ProxyTest, AnswersRoutingAndUpstreamFailuresWithJsonErrors) {
     int status;
     const char* error;
   };
-  for (const Case& c : {Case{"app.test", "/api/v1", 200, nullptr}, Case{"app.test", "/apix", 404, "no_matching_route"},
-                        Case{"other.test", "/api", 421, "misdirected_request"},
-                        Case{"app.test", "/dead", 502, "backend_error"},
-                        Case{"app.test", "/slow", 504, "gateway_timeout"}}) {
+  for (const Case& c :
+       {Case{"app.test", "/api/v1", 200, nullptr}, Case{"app.test", "/apix", 404, "no_matching_route"},
+        Case{"other.test", "/api", 421, "misdirected_request"},
+        Case{"app.test", "/dead", 502, "backend_error"}, Case{"app.test", "/slow", 504, "gateway_timeout"}}) {
     auto r = http_request(port_, "GET", c.path, c.host);
     ASSERT_TRUE(r.ok) << c.path << ": " << r.error;
     EXPECT_EQ(r.status, c.status) << c.host << c.path;
@@ -235,12 +239,14 @@ TEST_F(ProxyTest, AnswersRoutingAndUpstreamFailuresWithJsonErrors) {
 
 TEST_F(ProxyTest, RejectsRequestSmugglingShapesWithBadRequestAndClose) {
   Backend be;
-  start(head(1) + backend_block(be.address()) + "[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" +
-        be.address() + "\"\n");
+  start(head(1) + backend_block(be.address()) +
+        "[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" + be.address() + "\"\n");
   const std::vector<std::pair<const char*, std::string>> shapes = {
-      {"CL+TE", "POST / HTTP/1.1\r\nHost: s\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
+      {"CL+TE",
+       "POST / HTTP/1.1\r\nHost: s\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
       {"differing CL", "POST / HTTP/1.1\r\nHost: s\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde"},
-      {"bad chunk size", "POST / HTTP/1.1\r\nHost: s\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n"},
+      {"bad chunk size",
+       "POST / HTTP/1.1\r\nHost: s\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n"},
       {"obs-fold", "GET / HTTP/1.1\r\nHost: s\r\nX-A: a\r\n  folded\r\n\r\n"},
       {"bad header name", "GET / HTTP/1.1\r\nHost: s\r\nBad Name: x\r\n\r\n"},
       {"bare LF", "GET / HTTP/1.1\nHost: s\n\n"},
@@ -259,22 +265,26 @@ TEST_F(ProxyTest, RejectsRequestSmugglingShapesWithBadRequestAndClose) {
 
 TEST_F(ProxyTest, CheckConfigPrintsEveryErrorWithItsPosition) {
   std::string out;
-  const std::string bad = dir_.write("bad.toml",
-                                     "workers = 0\n[listen]\naddrs = [\"127.0.0.1:1\"]\nbogus = 1\n"
-                                     "[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"10.0.0.9:80\"\n");
-  EXPECT_EQ(run_command({binary_path("sbin/huginn-proxy"), "--check-config", "--config", bad}, &out), 1) << out;
+  const std::string bad =
+      dir_.write("bad.toml",
+                 "workers = 0\n[listen]\naddrs = [\"127.0.0.1:1\"]\nbogus = 1\n"
+                 "[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"10.0.0.9:80\"\n");
+  EXPECT_EQ(run_command({binary_path("sbin/huginn-proxy"), "--check-config", "--config", bad}, &out), 1)
+      << out;
   EXPECT_NE(out.find("workers"), std::string::npos) << out;
   EXPECT_NE(out.find("bad.toml:1:"), std::string::npos) << out;
   EXPECT_NE(out.find("listen.bogus"), std::string::npos) << out;
   EXPECT_NE(out.find("domains[0].routes[0].backend"), std::string::npos) << out;
   EXPECT_NE(out.find("bad.toml:8:"), std::string::npos) << out;
 
-  const std::string good =
-      dir_.write("good.toml", "[listen]\naddrs = [\"127.0.0.1:1\"]\n[[backends]]\naddress = \"127.0.0.1:2\"\n");
-  EXPECT_EQ(run_command({binary_path("sbin/huginn-proxy"), "--check-config", "--config", good}, &out), 0) << out;
+  const std::string good = dir_.write(
+      "good.toml", "[listen]\naddrs = [\"127.0.0.1:1\"]\n[[backends]]\naddress = \"127.0.0.1:2\"\n");
+  EXPECT_EQ(run_command({binary_path("sbin/huginn-proxy"), "--check-config", "--config", good}, &out), 0)
+      << out;
   EXPECT_EQ(out, "config OK\n");
   EXPECT_EQ(run_command({binary_path("bin/huginnctl"), "check-config", good}, &out), 0) << out;
-  EXPECT_EQ(run_command({binary_path("sbin/huginn-proxy"), "--print-effective-config", "--config", good}, &out), 0);
+  EXPECT_EQ(
+      run_command({binary_path("sbin/huginn-proxy"), "--print-effective-config", "--config", good}, &out), 0);
   auto j = parse_json(out);
   EXPECT_TRUE(j.isObject()) << out;
 }
@@ -282,8 +292,8 @@ TEST_F(ProxyTest, CheckConfigPrintsEveryErrorWithItsPosition) {
 TEST_F(ProxyTest, WorkersRunUnprivilegedWithNoCapabilities) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to start workers that drop to another uid";
   Backend be;
-  start(head(3) + backend_block(be.address()) + "[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" +
-        be.address() + "\"\n");
+  start(head(3) + backend_block(be.address()) +
+        "[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" + be.address() + "\"\n");
   auto pids = workers();
   ASSERT_EQ(pids.size(), 3u) << proxy_->log();
   for (pid_t pid : pids) {
@@ -300,8 +310,8 @@ TEST_F(ProxyTest, WorkersRunUnprivilegedWithNoCapabilities) {
 
 TEST_F(ProxyTest, AKilledWorkerIsReplacedAndServiceContinues) {
   Backend be;
-  start(head(2) + backend_block(be.address()) + "[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" +
-        be.address() + "\"\n");
+  start(head(2) + backend_block(be.address()) +
+        "[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" + be.address() + "\"\n");
   auto before = workers();
   ASSERT_EQ(before.size(), 2u);
   ASSERT_EQ(kill(before[0], SIGKILL), 0);
@@ -346,8 +356,8 @@ TEST_F(ProxyTest, SigtermLetsAnInFlightRequestFinishThenExitsCleanly) {
 
 TEST_F(ProxyTest, SigintStopsFast) {
   Backend be;
-  start(head(2) + backend_block(be.address()) + "[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" +
-        be.address() + "\"\n");
+  start(head(2) + backend_block(be.address()) +
+        "[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" + be.address() + "\"\n");
   proxy_->signal(SIGINT);
   int st = proxy_->wait_exit(5000);
   ASSERT_NE(st, -1);
@@ -358,7 +368,8 @@ TEST_F(ProxyTest, RuntimeFailureToBindExitsWithStatusTwo) {
   Backend be;  // occupies a port we then ask the proxy to listen on
   const std::string toml = "user = \"nobody\"\n[listen]\naddrs = [\"" + be.address() + "\"]\n";
   std::string out;
-  EXPECT_EQ(run_command({binary_path("sbin/huginn-proxy"), "--config", dir_.write("busy.toml", toml)}, &out), 2)
+  EXPECT_EQ(run_command({binary_path("sbin/huginn-proxy"), "--config", dir_.write("busy.toml", toml)}, &out),
+            2)
       << out;
   EXPECT_NE(out.find("cannot listen"), std::string::npos) << out;
 }

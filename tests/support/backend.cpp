@@ -101,7 +101,8 @@ std::string Request::header(const std::string& name) const {
 }
 
 int Request::header_count(const std::string& name) const {
-  return static_cast<int>(std::count_if(headers.begin(), headers.end(), [&](const auto& kv) { return kv.first == name; }));
+  return static_cast<int>(
+      std::count_if(headers.begin(), headers.end(), [&](const auto& kv) { return kv.first == name; }));
 }
 
 void fnv_pattern(uint64_t offset, char* out, size_t n) {
@@ -123,8 +124,10 @@ std::string echo_json(const Request& r) {
   v["version"] = r.version;
   Json::Value h(Json::objectValue);
   for (const auto& [k, val] : r.headers) {
-    if (h.isMember(k)) h[k] = h[k].asString() + ", " + val;
-    else h[k] = val;
+    if (h.isMember(k))
+      h[k] = h[k].asString() + ", " + val;
+    else
+      h[k] = val;
   }
   v["headers"] = h;
   v["body_bytes"] = static_cast<Json::UInt64>(r.body_bytes);
@@ -160,7 +163,8 @@ Backend::Backend(Handler handler, const std::string& address, uint16_t port)
     throw std::runtime_error(std::string("backend bind/listen: ") + std::strerror(errno));
   len = sizeof ss;
   getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&ss), &len);
-  port_ = ntohs(v6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  port_ = ntohs(v6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
+                   : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
   acceptor_ = std::thread([this] { accept_loop(); });
 }
 
@@ -196,6 +200,8 @@ void Backend::accept_loop() {
       if (errno == EINTR || errno == ECONNABORTED) continue;
       return;
     }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     const uint64_t id = ++connections_;
     std::lock_guard lk(mu_);
     if (stopping_) {
@@ -283,11 +289,14 @@ void Backend::serve(int fd, uint64_t id) {
     std::string out = "HTTP/1.1 " + std::to_string(resp.status) + " X\r\n";
     for (const auto& [k, v] : resp.headers) out += k + ": " + v + "\r\n";
     const bool streamed = resp.stream_bytes > 0;
-    if (streamed && resp.chunked) out += "Transfer-Encoding: chunked\r\n";
-    else out += "Content-Length: " + std::to_string(streamed ? resp.stream_bytes : resp.body.size()) + "\r\n";
+    if (streamed && resp.chunked)
+      out += "Transfer-Encoding: chunked\r\n";
+    else
+      out += "Content-Length: " + std::to_string(streamed ? resp.stream_bytes : resp.body.size()) + "\r\n";
     const bool close_after = resp.close_after || lower(req.header("connection")) == "close";
     if (close_after) out += "Connection: close\r\n";
     out += "\r\n";
+    if (!streamed && !head_req) out += resp.body;  // one write: no Nagle/delayed-ACK stall
     if (!send_all(fd, out.data(), out.size())) break;
     if (!head_req) {
       if (streamed) {
@@ -299,15 +308,14 @@ void Backend::serve(int fd, uint64_t id) {
           if (resp.chunked) {
             char hdr[32];
             int hl = std::snprintf(hdr, sizeof hdr, "%zx\r\n", n);
-            ok = send_all(fd, hdr, static_cast<size_t>(hl)) && send_all(fd, chunk, n) && send_all(fd, "\r\n", 2);
+            ok = send_all(fd, hdr, static_cast<size_t>(hl)) && send_all(fd, chunk, n) &&
+                 send_all(fd, "\r\n", 2);
           } else {
             ok = send_all(fd, chunk, n);
           }
           off += n;
         }
         if (ok && resp.chunked) ok = send_all(fd, "0\r\n\r\n", 5);
-      } else {
-        ok = send_all(fd, resp.body.data(), resp.body.size());
       }
     }
     if (!ok || close_after) break;

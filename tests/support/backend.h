@@ -37,8 +37,8 @@ struct Response {
   // (chunked if `chunked`, else with Content-Length) instead of `body`.
   uint64_t stream_bytes = 0;
   bool chunked = false;
-  int delay_ms = 0;            // wait before answering
-  bool close_after = false;    // close the connection after this response
+  int delay_ms = 0;              // wait before answering
+  bool close_after = false;      // close the connection after this response
   bool drop_connection = false;  // close without answering
 };
 

@@ -15,8 +15,10 @@ int main(int argc, char** argv) {
   std::string address = "127.0.0.1";
   int port = 9000;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--listen")) address = argv[i + 1];
-    else if (!std::strcmp(argv[i], "--port")) port = std::atoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--listen"))
+      address = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--port"))
+      port = std::atoi(argv[i + 1]);
     else {
       std::fprintf(stderr, "usage: huginn-echo-backend [--listen ADDRESS] [--port PORT]\n");
       return 2;

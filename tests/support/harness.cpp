@@ -80,8 +80,8 @@ uint16_t free_port(const char* host) {
   if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) throw std::runtime_error("free_port bind");
   len = sizeof ss;
   getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
-  uint16_t port =
-      ntohs(v6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  uint16_t port = ntohs(v6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
+                           : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
   close(fd);
   return port;
 }
@@ -317,10 +317,12 @@ HttpResponse HttpClient::read_response(int timeout_ms, bool head_request, size_t
   auto take = [&](size_t n) {
     r.body_fnv = fnv1a(r.body_fnv, buf_.data(), n);
     r.body_bytes += n;
-    if (r.body.size() < keep_body_limit) r.body.append(buf_.data(), std::min(n, keep_body_limit - r.body.size()));
+    if (r.body.size() < keep_body_limit)
+      r.body.append(buf_.data(), std::min(n, keep_body_limit - r.body.size()));
     buf_.erase(0, n);
   };
-  const bool no_body = head_request || r.status == 204 || r.status == 304 || (r.status >= 100 && r.status < 200);
+  const bool no_body =
+      head_request || r.status == 204 || r.status == 304 || (r.status >= 100 && r.status < 200);
   if (no_body) {
     r.ok = true;
     return r;
@@ -400,7 +402,8 @@ HttpResponse http_request(uint16_t port, const std::string& method, const std::s
     return r;
   }
   std::string req = method + " " + target + " HTTP/1.1\r\nHost: " + host + "\r\n" + extra;
-  if (!body.empty() || method == "POST" || method == "PUT") req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  if (!body.empty() || method == "POST" || method == "PUT")
+    req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
   req += "\r\n" + body;
   c.send(req);
   return c.read_response(15000, method == "HEAD");

@@ -63,8 +63,8 @@ std::vector<pid_t> children_of(pid_t pid);
 std::string proc_status_field(pid_t pid, const std::string& field);
 
 struct HttpResponse {
-  bool ok = false;        // a complete response was read
-  std::string error;      // why not
+  bool ok = false;    // a complete response was read
+  std::string error;  // why not
   int status = 0;
   std::string reason;
   std::vector<std::pair<std::string, std::string>> headers;  // names lowercased

@@ -1,0 +1,145 @@
+// The real supervisor on a private D-Bus, driven by the real huginnctl.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <memory>
+#include <thread>
+
+#include <json/json.h>
+
+#include "tests/support/backend.h"
+#include "tests/support/harness.h"
+#include "tests/support/private_bus.h"
+
+namespace huginn::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+Json::Value parse_json(const std::string& s) {
+  Json::Value v;
+  Json::CharReaderBuilder b;
+  std::string errs;
+  std::unique_ptr<Json::CharReader> r(b.newCharReader());
+  r->parse(s.data(), s.data() + s.size(), &v, &errs);
+  return v;
+}
+
+class ControlTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    bus_ = std::make_unique<PrivateBus>(PrivateBus::Kind::kSessionOpen);
+    ASSERT_TRUE(bus_->ok()) << bus_->error();
+    port_ = free_port();
+  }
+
+  std::string config(int workers, const std::string& extra = "") const {
+    return "workers = " + std::to_string(workers) + "\nuser = \"nobody\"\n" + extra +
+           "\n[listen]\naddrs = [\"127.0.0.1:" + std::to_string(port_) + "\"]\n\n[dbus]\nbus = \"" +
+           bus_->address() + "\"\n\n[[backends]]\naddress = \"" + backend_.address() +
+           "\"\n\n[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" + backend_.address() +
+           "\"\n";
+  }
+
+  void start(const std::string& toml) {
+    path_ = dir_.write("config.toml", toml);
+    proxy_ = std::make_unique<Process>(
+        std::vector<std::string>{binary_path("sbin/huginn-proxy"), "--config", path_},
+        dir_.path() + "/proxy.log");
+    ASSERT_TRUE(proxy_->wait_log("workers ready")) << proxy_->log();
+  }
+
+  int ctl(const std::vector<std::string>& args, std::string* out) const {
+    std::vector<std::string> argv = {binary_path("bin/huginnctl"), "--bus", bus_->address()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_command(argv, out, 60000);
+  }
+
+  Json::Value status() const {
+    std::string out;
+    EXPECT_EQ(ctl({"status", "--json"}, &out), 0) << out;
+    return parse_json(out);
+  }
+
+  std::unique_ptr<PrivateBus> bus_;
+  Backend backend_;
+  TempDir dir_;
+  uint16_t port_ = 0;
+  std::string path_;
+  std::unique_ptr<Process> proxy_;
+};
+
+TEST_F(ControlTest, ReloadAndStatusThroughHuginnctl) {
+  start(config(2));
+  Json::Value s = status();
+  EXPECT_EQ(s["generation"].asUInt(), 1u);
+  EXPECT_EQ(s["config_path"].asString(), path_);
+  EXPECT_EQ(s["workers"].size(), 2u);
+  for (const auto& w : s["workers"]) EXPECT_EQ(w["state"].asString(), "ready");
+
+  dir_.write("config.toml", config(3));
+  std::string out;
+  EXPECT_EQ(ctl({"reload"}, &out), 0) << out << proxy_->log();
+  EXPECT_NE(out.find("reloaded: generation 2 with 3 workers"), std::string::npos) << out;
+  EXPECT_EQ(status()["generation"].asUInt(), 2u);
+  EXPECT_EQ(http_request(port_, "GET", "/", "c.test").status, 200);
+
+  // Human-readable status names the generation and lists the workers.
+  EXPECT_EQ(ctl({"status"}, &out), 0) << out;
+  EXPECT_NE(out.find("generation"), std::string::npos) << out;
+}
+
+TEST_F(ControlTest, InvalidConfigurationIsReportedAndChangesNothing) {
+  start(config(2));
+  dir_.write("config.toml", config(2) + "\n[timeout]\nshutdown_secs = \"soon\"\n");
+  std::string out;
+  EXPECT_EQ(ctl({"reload"}, &out), 1) << out;
+  EXPECT_NE(out.find("timeout.shutdown_secs"), std::string::npos) << out;
+  EXPECT_NE(out.find("config.toml:"), std::string::npos) << out;
+  EXPECT_EQ(status()["generation"].asUInt(), 1u);
+  EXPECT_EQ(http_request(port_, "GET", "/", "c.test").status, 200);
+  // CheckConfig on the daemon reports the same, without side effects.
+  EXPECT_EQ(ctl({"check-config", path_}, &out), 1) << out;
+}
+
+TEST_F(ControlTest, ConcurrentReloadIsRefused) {
+  // Three huginnctl reloads fired together: the first starts a reload of eight
+  // workers, the others arrive while it runs and must be refused with a clear
+  // message (exit 1) — never run twice, never fail otherwise.
+  start(config(2));
+  bool saw_refusal = false;
+  for (int attempt = 0; attempt < 3 && !saw_refusal; ++attempt) {
+    dir_.write("config.toml", config(attempt % 2 ? 2 : 8));
+    std::string out[3];
+    int rc[3] = {-1, -1, -1};
+    std::vector<std::thread> t;
+    for (int i = 0; i < 3; ++i) t.emplace_back([&, i] { rc[i] = ctl({"reload"}, &out[i]); });
+    for (auto& th : t) th.join();
+    int ok = 0;
+    for (int i = 0; i < 3; ++i) {
+      if (rc[i] == 0) {
+        ++ok;
+        EXPECT_NE(out[i].find("reloaded: generation"), std::string::npos) << out[i];
+      } else {
+        EXPECT_EQ(rc[i], 1) << out[i];
+        EXPECT_NE(out[i].find("already in progress"), std::string::npos) << out[i];
+        saw_refusal = true;
+      }
+    }
+    EXPECT_GE(ok, 1);
+  }
+  EXPECT_TRUE(saw_refusal) << "no reload overlapped another in three attempts";
+  EXPECT_EQ(http_request(port_, "GET", "/", "c.test").status, 200);
+}
+
+TEST_F(ControlTest, NoDaemonIsOneClearLineAndItsOwnExitCode) {
+  std::string out;
+  EXPECT_EQ(ctl({"status"}, &out), 3) << out;
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
+}
+
+}  // namespace
+}  // namespace huginn::testing
