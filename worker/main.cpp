@@ -24,6 +24,7 @@
 #include "common/sys/c_handle.h"
 #include "common/sys/log.h"
 #include "common/sys/privileges.h"
+#include "common/sys/seccomp.h"
 #include "worker/server.h"
 
 namespace {
@@ -61,11 +62,16 @@ bool parse_args(int argc, char** argv, Args* a) {
     std::string k = argv[i];
     uint32_t v = 0;
     if (!parse_u32(argv[i + 1], &v)) return false;
-    if (k == "--ctl-fd") a->ctl_fd = static_cast<int>(v);
-    else if (k == "--config-fd") a->config_fd = static_cast<int>(v);
-    else if (k == "--worker-id") a->worker_id = v;
-    else if (k == "--generation") a->generation = v;
-    else return false;
+    if (k == "--ctl-fd")
+      a->ctl_fd = static_cast<int>(v);
+    else if (k == "--config-fd")
+      a->config_fd = static_cast<int>(v);
+    else if (k == "--worker-id")
+      a->worker_id = v;
+    else if (k == "--generation")
+      a->generation = v;
+    else
+      return false;
   }
   return argc % 2 == 1 && a->ctl_fd >= 0 && a->config_fd >= 0;
 }
@@ -88,8 +94,7 @@ std::string read_config(int fd) {
   return text;
 }
 
-huginn::ipc::Message expect_message(int ctl, huginn::ipc::Session& session,
-                                    std::vector<UniqueFd>* fds) {
+huginn::ipc::Message expect_message(int ctl, huginn::ipc::Session& session, std::vector<UniqueFd>* fds) {
   auto r = huginn::ipc::receive_message(ctl);
   if (r.status == huginn::ipc::RecvStatus::kClosed) die("control channel closed during start-up%s", "");
   if (r.status != huginn::ipc::RecvStatus::kMessage) die("control channel: %s", r.error);
@@ -121,7 +126,8 @@ struct Worker {
           event_base_loopexit(w->base.get(), nullptr);
         },
         this));
-    timeval tv{static_cast<time_t>(deadline_ms / 1000), static_cast<suseconds_t>((deadline_ms % 1000) * 1000)};
+    timeval tv{static_cast<time_t>(deadline_ms / 1000),
+               static_cast<suseconds_t>((deadline_ms % 1000) * 1000)};
     evtimer_add(drain_timer.get(), &tv);
     server->drain([this] { event_base_loopexit(base.get(), nullptr); });
   }
@@ -144,10 +150,9 @@ struct Worker {
     } else if (std::holds_alternative<huginn::ipc::StatsReq>(r.message)) {
       auto s = server->stats();
       std::string err;
-      if (!huginn::ipc::send_message(args.ctl_fd,
-                                     huginn::ipc::StatsAns{s.active_connections, s.total_connections,
-                                                           s.total_requests},
-                                     {}, &err))
+      if (!huginn::ipc::send_message(
+              args.ctl_fd, huginn::ipc::StatsAns{s.active_connections, s.total_connections, s.total_requests},
+              {}, &err))
         die("control channel: %s", err);
     }
   }
@@ -188,9 +193,10 @@ int main(int argc, char** argv) {
   const int ctl = w.args.ctl_fd;
   std::string err;
   expect_message(ctl, w.session, nullptr);  // HELLO
-  if (!ipc::send_message(ctl, ipc::Hello{ipc::kVersion, w.args.worker_id, w.args.generation,
-                                         static_cast<uint32_t>(getpid())},
-                         {}, &err))
+  if (!ipc::send_message(
+          ctl,
+          ipc::Hello{ipc::kVersion, w.args.worker_id, w.args.generation, static_cast<uint32_t>(getpid())}, {},
+          &err))
     die("control channel: %s", err);
   std::vector<UniqueFd> fds;
   auto lmsg = expect_message(ctl, w.session, &fds);
@@ -215,7 +221,8 @@ int main(int argc, char** argv) {
   if (!sys::drop_privileges(w.cfg->user, &err)) die("dropping privileges: %s", err);
 
   for (size_t i = 0; i < specs.size(); ++i)
-    if (!w.server->add_listener(std::move(fds[i]), specs[i])) die("cannot serve %s", specs[i].address.to_string());
+    if (!w.server->add_listener(std::move(fds[i]), specs[i]))
+      die("cannot serve %s", specs[i].address.to_string());
 
   if (evutil_make_socket_nonblocking(ctl) != 0) die("ctl: nonblocking%s", "");
   w.ctl_ev.reset(event_new(
@@ -230,6 +237,11 @@ int main(int argc, char** argv) {
       },
       &w));
   event_add(w.term_ev.get(), nullptr);
+
+  // Last start-up step: from here on only the allowlist in common/sys/seccomp.cpp
+  // applies (docs/SANDBOX.md); HUGINN_SECCOMP_DEBUG=1 reports a violation
+  // (exit status 159) instead of the kernel killing the worker.
+  if (!sys::install_worker_sandbox(sys::sandbox_options_from_env(), &err)) die("seccomp sandbox: %s", err);
 
   if (!ipc::send_message(ctl, ipc::Ready{w.args.generation, static_cast<uint32_t>(getpid())}, {}, &err))
     die("control channel: %s", err);

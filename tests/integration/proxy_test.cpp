@@ -304,6 +304,7 @@ TEST_F(ProxyTest, WorkersRunUnprivilegedWithNoCapabilities) {
     for (const char* set : {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"})
       EXPECT_EQ(proc_status_field(pid, set), "0000000000000000") << set << " of worker " << pid;
     EXPECT_EQ(proc_status_field(pid, "NoNewPrivs"), "1");
+    EXPECT_EQ(proc_status_field(pid, "Seccomp"), "2") << "worker " << pid << " runs without its seccomp filter";
   }
   EXPECT_EQ(http_request(port_, "GET", "/", "w.test").status, 200);
 }
