@@ -9,3 +9,9 @@ if(HUGINN_SANITIZE)
   add_compile_options(-fsanitize=${HUGINN_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=all)
   add_link_options(-fsanitize=${HUGINN_SANITIZE})
 endif()
+
+# Fuzz builds: every project library gets coverage instrumentation so that
+# libFuzzer sees the code under test, not only the harness.
+if(HUGINN_FUZZ)
+  add_compile_options(-fsanitize=fuzzer-no-link)
+endif()

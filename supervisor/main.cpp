@@ -108,8 +108,8 @@ int main(int argc, char** argv) {
     HLOG_ERROR("worker program: %s", err.c_str());
     return 2;
   }
-  HLOG_INFO("huginn-proxy %s starting: config %s, %u workers", build::kVersion, config_path.c_str(),
-            cfg->workers);
+  HLOG_INFO("huginn-proxy %s starting: config %s, %u workers, worker program %s", build::kVersion,
+            config_path.c_str(), cfg->workers, worker.path.c_str());
   supervisor::Supervisor sup(config_path, cfg, std::move(worker));
   return sup.run();
 }

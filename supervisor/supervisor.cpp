@@ -132,9 +132,18 @@ bool Supervisor::spawn_worker(Generation* gen, uint32_t slot, std::string* error
               "--worker-id",  std::to_string(slot),
               "--generation", std::to_string(gen->id)};
   req.fds = {theirs.get(), gen->memfd.get()};
+  // The worker's end of a maps channel: the helper writes the MAPS_GRANT
+  // (read-only map fds) on it; the worker only reads.
+  sys::UniqueFd maps;
+  if (privhelper_ && privhelper_->attached()) maps = privhelper_->grant_worker(slot, gen->id);
+  if (maps) {
+    req.args.insert(req.args.end(), {"--maps-fd", "5"});
+    req.fds.push_back(maps.get());
+  }
   Child child;
   if (!spawn(req, &child, error)) return false;
   theirs.reset();
+  maps.reset();
 
   auto w = std::make_unique<WorkerProc>();
   w->sup = this;
@@ -402,6 +411,15 @@ void Supervisor::reload(ReloadDone done) {
   sd_notify("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(monotonic_usec()) + "\nSTATUS=reloading\n");
   reload_ = std::make_unique<PendingReload>();
   reload_->waiters.push_back(std::move(done));
+  // [ebpf] or the TCP fingerprint source may have changed: the helper is
+  // reconfigured first, so that the new workers get grants from it.
+  std::shared_ptr<const config::Config> old = active_->cfg;
+  reconfigure_helper(*old, *cfg, [this, cfg] {
+    if (reload_ && !reload_->gen) begin_generation(cfg);
+  });
+}
+
+void Supervisor::begin_generation(std::shared_ptr<const config::Config> cfg) {
   std::string err;
   if (!reconcile_listeners(*cfg, &reload_->new_listeners, &err)) {
     finish_reload(false, "reload failed: cannot listen: " + err);
@@ -424,12 +442,114 @@ void Supervisor::reload(ReloadDone done) {
       base_.get(),
       [](evutil_socket_t, short, void* p) {
         static_cast<Supervisor*>(p)->finish_reload(
-            false, "reload failed: the new workers did not become ready within " +
-                       std::to_string(kReloadReadySecs) + " s");
+            false, "reload failed: the new workers did not become ready within " + std::to_string(kReloadReadySecs) +
+                       " s");
       },
       this));
   timeval tv = secs(kReloadReadySecs);
   evtimer_add(reload_->timeout.get(), &tv);
+}
+
+namespace {
+
+bool wants_xdp(const config::Config& c) {
+  return c.fingerprint.tcp_enabled && c.fingerprint.tcp_source != config::Fingerprint::TcpSource::kSavedSyn;
+}
+
+}  // namespace
+
+void Supervisor::start_helper(const config::Config& cfg, std::function<void()> then) {
+  helper_request_.reset();
+  helper_stats_.reset();
+  if (!wants_xdp(cfg)) {
+    helper_note_ = cfg.fingerprint.tcp_enabled ? "tcp_source = saved_syn" : "tcp fingerprints disabled";
+    return then();
+  }
+  ipc::helper::LoadAttach req;
+  std::string err;
+  if (!load_request_from_config(cfg, [](const char* k) { return std::getenv(k); }, &req, &err)) {
+    helper_note_ = "XDP not configured: " + err;
+    if (cfg.fingerprint.tcp_source == config::Fingerprint::TcpSource::kXdp)
+      HLOG_ERROR("tcp_source = \"xdp\" but %s; TCP fingerprints will be missing", err.c_str());
+    else
+      HLOG_INFO("XDP SYN capture not configured (%s); TCP fingerprints come from TCP_SAVED_SYN", err.c_str());
+    return then();
+  }
+  privhelper_ = std::make_unique<PrivhelperClient>(base_.get());
+  privhelper_->set_on_restarted([this] { on_helper_restarted(); });
+  auto shared_then = std::make_shared<std::function<void()>>(std::move(then));
+  const bool started = privhelper_->start(
+      req,
+      [this, shared_then](bool ok, const std::string& message) {
+        if (ok) {
+          helper_note_.clear();
+          HLOG_INFO("XDP SYN capture attached (%s)", message.c_str());
+        } else {
+          helper_note_ = "attach failed: " + message;
+          HLOG_ERROR("XDP SYN capture failed: %s; TCP fingerprints fall back as configured", message.c_str());
+        }
+        (*shared_then)();
+      },
+      &err);
+  if (!started) {
+    helper_note_ = "cannot start the helper: " + err;
+    HLOG_ERROR("cannot start huginn-privhelper: %s", err.c_str());
+    privhelper_.reset();
+    return (*shared_then)();
+  }
+  helper_request_ = req;
+}
+
+void Supervisor::reconfigure_helper(const config::Config& old_cfg, const config::Config& cfg,
+                                    std::function<void()> then) {
+  ipc::helper::LoadAttach req;
+  std::string err;
+  const bool usable = wants_xdp(cfg) &&
+                      load_request_from_config(cfg, [](const char* k) { return std::getenv(k); }, &req, &err);
+  if (usable && privhelper_ && helper_request_) {
+    ipc::helper::LoadAttach same = *helper_request_;
+    same.watch = req.watch;
+    if (same == req) {  // at most the watched ports or destinations changed
+      if (helper_request_->watch == req.watch) return then();
+      helper_request_ = req;
+      privhelper_->update(req.watch, [then](bool ok, const std::string& message) {
+        if (!ok) HLOG_ERROR("updating the XDP watch list failed: %s", message.c_str());
+        then();
+      });
+      return;
+    }
+  }
+  if (!privhelper_ && !wants_xdp(cfg) && !wants_xdp(old_cfg)) return then();
+  // Interfaces, mode, pins or map size changed, or XDP was switched on or off:
+  // detach the old program and start again.
+  auto restart = [this, &cfg, then]() mutable { start_helper(cfg, std::move(then)); };
+  if (privhelper_) {
+    auto* client = privhelper_.get();
+    auto cfg_copy = std::make_shared<config::Config>(cfg);
+    client->shutdown(true, [this, cfg_copy, then]() mutable {
+      privhelper_.reset();
+      start_helper(*cfg_copy, std::move(then));
+    });
+    return;
+  }
+  restart();
+}
+
+void Supervisor::on_helper_restarted() {
+  if (!privhelper_) return;
+  if (privhelper_->last_attach().reused_pins) {
+    HLOG_INFO("huginn-privhelper restarted and reused its pinned maps; workers keep their grants");
+    return;
+  }
+  // The maps were recreated: the workers' read-only fds point at the old ones.
+  // A new generation with the same configuration gets fresh grants.
+  HLOG_WARN("huginn-privhelper restarted with new maps; starting a new generation to grant them");
+  if (reload_ || stopping_) return;
+  reload_ = std::make_unique<PendingReload>();
+  reload_->waiters.push_back([](bool ok, const std::string& m) {
+    if (!ok) HLOG_ERROR("re-granting maps failed: %s", m.c_str());
+  });
+  begin_generation(active_->cfg);
 }
 
 void Supervisor::finish_reload(bool ok, const std::string& message) {
@@ -503,12 +623,39 @@ std::string Supervisor::status_json() {
     ws.append(x);
   }
   v["workers"] = ws;
+  Json::Value h;
+  if (!privhelper_) {
+    h["state"] = "not running";
+    h["note"] = helper_note_;
+  } else {
+    h["state"] = privhelper_->attached() ? "attached" : (privhelper_->running() ? "starting" : "restarting");
+    h["pid"] = static_cast<int>(privhelper_->pid());
+    h["restarts"] = privhelper_->restarts();
+    h["reused_pins"] = privhelper_->last_attach().reused_pins;
+    if (!helper_note_.empty()) h["note"] = helper_note_;
+    if (helper_stats_) {
+      h["mode"] = helper_stats_->mode == ipc::helper::XdpMode::kSkb ? "skb" : "native";
+      Json::Value ifs(Json::arrayValue);
+      for (const auto& i : helper_stats_->interfaces) ifs.append(i);
+      h["interfaces"] = ifs;
+      for (const auto& [name, c] : {std::pair{"syn_v4", helper_stats_->v4}, std::pair{"syn_v6", helper_stats_->v6}}) {
+        Json::Value x;
+        x["captured"] = static_cast<Json::UInt64>(c.captured);
+        x["malformed"] = static_cast<Json::UInt64>(c.malformed);
+        x["insert_failures"] = static_cast<Json::UInt64>(c.insert_failures);
+        h[name] = x;
+      }
+    }
+  }
+  v["helper"] = h;
   Json::StreamWriterBuilder b;
   b["indentation"] = "";
   return Json::writeString(b, v);
 }
 
 void Supervisor::refresh_stats() {
+  if (privhelper_ && privhelper_->running())
+    privhelper_->request_stats([this](std::optional<ipc::helper::StatsAns> st) { helper_stats_ = std::move(st); });
   for (auto& [pid, w] : workers_) {
     if (w->state == WorkerState::kStarting) continue;
     std::string err;
@@ -564,6 +711,18 @@ void Supervisor::begin_stop(bool graceful) {
   evtimer_add(stop_timer_.get(), &tv);
 }
 
+void Supervisor::start_first_generation() {
+  std::string err;
+  for (uint32_t i = 0; i < active_->slots.size(); ++i) {
+    if (!spawn_worker(active_, i, &err)) {
+      HLOG_ERROR("cannot start worker %u: %s", i, err.c_str());
+      exit_status_ = 2;
+      begin_stop(false);
+      return;
+    }
+  }
+}
+
 int Supervisor::run() {
   if (!base_ || !active_) {
     HLOG_ERROR("supervisor initialisation failed");
@@ -609,12 +768,7 @@ int Supervisor::run() {
                 err.c_str());
   }
 
-  for (uint32_t i = 0; i < active_->slots.size(); ++i) {
-    if (!spawn_worker(active_, i, &err)) {
-      HLOG_ERROR("cannot start worker %u: %s", i, err.c_str());
-      return 2;
-    }
-  }
+  start_helper(*active_->cfg, [this] { start_first_generation(); });
   stats_timer_.reset(event_new(
       base_.get(), -1, EV_PERSIST,
       [](evutil_socket_t, short, void* p) { static_cast<Supervisor*>(p)->refresh_stats(); }, this));
@@ -622,6 +776,14 @@ int Supervisor::run() {
   evtimer_add(stats_timer_.get(), &tv);
 
   event_base_dispatch(base_.get());
+  if (privhelper_ && privhelper_->running()) {
+    // Clean stop: detach the XDP program and remove the pins.
+    privhelper_->shutdown(true, [this] { event_base_loopexit(base_.get(), nullptr); });
+    timeval limit = secs(5);
+    event_base_loopexit(base_.get(), &limit);
+    event_base_dispatch(base_.get());
+  }
+  privhelper_.reset();
   dbus_.reset();
   HLOG_INFO("stopped");
   return exit_status_;

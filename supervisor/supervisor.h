@@ -14,7 +14,9 @@
 #include <event2/event.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,7 +26,9 @@
 #include "common/sys/c_handle.h"
 #include "common/sys/unique_fd.h"
 #include "supervisor/control.h"
+#include "common/ipc/helper_protocol.h"
 #include "supervisor/listeners.h"
+#include "supervisor/privhelper_client.h"
 #include "supervisor/spawn.h"
 
 namespace huginn::supervisor {
@@ -89,6 +93,15 @@ class Supervisor : public Control {
     Event timeout;
   };
 
+  // Starts generation N+1 from `cfg` (reload, or re-granting maps after the
+  // helper recreated them); `reload_` must be set.
+  void begin_generation(std::shared_ptr<const config::Config> cfg);
+  void start_first_generation();
+  // XDP helper: starts it for `cfg` if TCP fingerprints want XDP; `then` runs
+  // once it attached, failed, or was not needed.
+  void start_helper(const config::Config& cfg, std::function<void()> then);
+  void reconfigure_helper(const config::Config& old_cfg, const config::Config& cfg, std::function<void()> then);
+  void on_helper_restarted();
   std::unique_ptr<Generation> make_generation(std::shared_ptr<const config::Config> cfg, std::string* error);
   bool spawn_worker(Generation* gen, uint32_t slot, std::string* error);
   void on_ctl(WorkerProc* w);
@@ -117,6 +130,10 @@ class Supervisor : public Control {
   std::map<pid_t, std::unique_ptr<WorkerProc>> workers_;
   std::unique_ptr<PendingReload> reload_;
   std::unique_ptr<DbusService> dbus_;
+  std::unique_ptr<PrivhelperClient> privhelper_;
+  std::optional<ipc::helper::LoadAttach> helper_request_;  // what the running helper was asked
+  std::optional<ipc::helper::StatsAns> helper_stats_;
+  std::string helper_note_;  // why there is no helper, for status
   std::vector<Event> signal_events_;
   Event stop_timer_;
   Event stats_timer_;

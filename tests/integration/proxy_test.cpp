@@ -5,6 +5,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <set>
@@ -328,6 +330,57 @@ TEST_F(ProxyTest, AKilledWorkerIsReplacedAndServiceContinues) {
   EXPECT_TRUE(proxy_->wait_log("ready", 2000));
   for (int i = 0; i < 10; ++i) EXPECT_EQ(http_request(port_, "GET", "/", "k.test").status, 200);
   EXPECT_TRUE(proxy_->running());
+}
+
+// kill -9 of a worker under load: only requests in flight on that worker fail
+// (at most one per client connection it held), and a replacement serves
+// within a second.
+TEST_F(ProxyTest, KillingAWorkerUnderLoadLosesOnlyItsInFlightRequests) {
+  Backend be;
+  start(head(2) + backend_block(be.address()) + "[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" +
+        be.address() + "\"\n");
+  constexpr int kClients = 6;
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> ok{0}, failed{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < kClients; ++t) {
+    clients.emplace_back([&] {
+      std::unique_ptr<HttpClient> c;
+      while (!stop) {
+        if (!c) c = std::make_unique<HttpClient>("127.0.0.1", port_);
+        if (!c->connected() || !c->send("GET /k HTTP/1.1\r\nHost: k.test\r\n\r\n")) {
+          ++failed;
+          c.reset();
+          continue;
+        }
+        auto r = c->read_response(10000);
+        if (!r.ok || r.status != 200) {
+          ++failed;
+          c.reset();
+          continue;
+        }
+        ++ok;
+      }
+    });
+  }
+  std::this_thread::sleep_for(300ms);
+  const auto before = workers();
+  ASSERT_EQ(before.size(), 2u);
+  const auto killed_at = std::chrono::steady_clock::now();
+  ASSERT_EQ(kill(before[0], SIGKILL), 0);
+  bool replaced = false;
+  while (!replaced && std::chrono::steady_clock::now() - killed_at < 1s) {
+    auto now = workers();
+    replaced = now.size() == 2 && std::find(now.begin(), now.end(), before[0]) == now.end();
+    if (!replaced) std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_TRUE(replaced) << "no replacement worker within a second";
+  std::this_thread::sleep_for(500ms);
+  stop = true;
+  for (auto& c : clients) c.join();
+  EXPECT_GT(ok.load(), 100u);
+  EXPECT_LE(failed.load(), static_cast<uint64_t>(kClients)) << "more failures than connections the worker held";
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(http_request(port_, "GET", "/", "k.test").status, 200);
 }
 
 TEST_F(ProxyTest, SigtermLetsAnInFlightRequestFinishThenExitsCleanly) {

@@ -1,0 +1,200 @@
+// The worker's SYN sources over loopback: TCP_SAVED_SYN, and the
+// `[fingerprint] tcp_source` choice (xdp | saved_syn | auto) with and without
+// a map grant. Saved SYN needs no privilege; the map cases need root.
+#include <bpf/bpf.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <optional>
+#include <string>
+
+#include "bpf/syn_abi_check.h"
+#include "common/fingerprint/p0f.h"
+#include "common/net/address.h"
+#include "common/sys/unique_fd.h"
+#include "worker/syn/saved_syn.h"
+#include "worker/syn/tcp_syn.h"
+
+namespace huginn::worker::syn {
+namespace {
+
+using Source = TcpSynResolver::Source;
+using Origin = TcpSynResolver::Origin;
+
+struct Conn {
+  sys::UniqueFd client, server;
+  net::SocketAddress peer;
+  uint64_t accept_ns = 0;
+};
+
+class LoopbackListener {
+ public:
+  explicit LoopbackListener(bool v6, const TcpSynResolver* resolver, bool save = true) {
+    fd_.reset(socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    auto sa = net::SocketAddress::parse(v6 ? "[::1]:0" : "127.0.0.1:0");
+    EXPECT_EQ(bind(fd_.get(), sa->sa(), sa->len()), 0);
+    std::string err;
+    if (resolver) {
+      EXPECT_TRUE(resolver->prepare_listener(fd_.get(), &err)) << err;
+    } else if (save) {
+      EXPECT_TRUE(enable_save_syn(fd_.get(), &err)) << err;
+    }
+    EXPECT_EQ(listen(fd_.get(), 8), 0);
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&ss), &len);
+    addr_ = *net::SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+  }
+  std::optional<Conn> connect_one() {
+    Conn c;
+    c.client.reset(socket(addr_.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (connect(c.client.get(), addr_.sa(), addr_.len()) != 0) return std::nullopt;
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    c.server.reset(accept4(fd_.get(), reinterpret_cast<sockaddr*>(&ss), &len, SOCK_CLOEXEC));
+    c.accept_ns = monotonic_ns();
+    if (!c.server) return std::nullopt;
+    c.peer = *net::SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+    return c;
+  }
+
+ private:
+  sys::UniqueFd fd_;
+  net::SocketAddress addr_;
+};
+
+TEST(SavedSynTest, ReadsOnceOverIPv4AndIPv6) {
+  for (bool v6 : {false, true}) {
+    SCOPED_TRACE(v6 ? "IPv6" : "IPv4");
+    LoopbackListener l(v6, nullptr);
+    auto c = l.connect_one();
+    ASSERT_TRUE(c);
+    std::string err;
+    auto f = read_saved_syn(c->server.get(), &err);
+    ASSERT_TRUE(f) << err;
+    EXPECT_EQ(f->ip_version, v6 ? 6 : 4);
+    EXPECT_EQ(f->tcp_flags & (fp::kTcpSyn | fp::kTcpAck), fp::kTcpSyn);
+    // Loopback MSS: 65495 (IPv4) / 65476 (IPv6).
+    const std::string sig = fp::p0f_raw_sig(*f);
+    EXPECT_EQ(sig.rfind(v6 ? "6:64+0:0:65476:" : "4:64+0:0:65495:", 0), 0u) << sig;
+    // The kernel frees it after the first read.
+    EXPECT_FALSE(read_saved_syn(c->server.get(), &err));
+  }
+}
+
+TEST(SavedSynTest, NothingWithoutTcpSaveSyn) {
+  LoopbackListener l(false, nullptr, false);
+  auto c = l.connect_one();
+  ASSERT_TRUE(c);
+  std::string err;
+  EXPECT_FALSE(read_saved_syn(c->server.get(), &err));
+  EXPECT_FALSE(err.empty());
+}
+
+TEST(TcpSynResolverTest, SourcesWithoutAGrant) {
+  struct Row {
+    Source source;
+    Origin want;
+  };
+  for (const Row& r : {Row{Source::kSavedSyn, Origin::kSavedSyn}, Row{Source::kAuto, Origin::kSavedSyn},
+                       Row{Source::kXdp, Origin::kNone}}) {
+    TcpSynResolver resolver(r.source);
+    LoopbackListener l(false, &resolver);
+    auto c = l.connect_one();
+    ASSERT_TRUE(c);
+    Origin o = Origin::kXdp;
+    auto f = resolver.resolve(c->server.get(), c->peer, c->accept_ns, &o);
+    EXPECT_EQ(o, r.want);
+    EXPECT_EQ(f.has_value(), r.want != Origin::kNone);
+  }
+}
+
+// With a grant: a fresh record wins in xdp and auto; a miss in auto falls back
+// to the saved SYN; saved_syn never looks at the maps.
+TEST(TcpSynResolverTest, GrantedMaps) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (CAP_BPF) to create a map";
+  sys::UniqueFd map(bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "hgn_tsr", sizeof(huginn_syn_key_v4),
+                                   sizeof(huginn_syn_value_v4), 16, nullptr));
+  ASSERT_TRUE(map);
+  auto grant = [&map] {
+    GrantedMaps g;
+    g.v4.reset(dup(map.get()));
+    return g;
+  };
+  // A record for a connection: what the XDP program would have written, with a
+  // TTL the loopback SYN does not have so the origin is visible in the fields.
+  auto record = [&map](const Conn& c, uint64_t captured_ns) {
+    huginn_syn_key_v4 k{};
+    k.family = HUGINN_FAMILY_V4;
+    k.sport = htons(c.peer.port());
+    std::memcpy(&k.saddr, c.peer.addr_bytes().data(), 4);
+    huginn_syn_value_v4 v{};
+    v.captured_ns = captured_ns;
+    v.ttl = 99;
+    v.tcp.flags = fp::kTcpSyn;
+    v.tcp.window = 1234;
+    ASSERT_EQ(bpf_map_update_elem(map.get(), &k, &v, BPF_ANY), 0);
+  };
+  {
+    TcpSynResolver r(Source::kAuto);
+    r.set_grant(grant());
+    LoopbackListener l(false, &r);
+    auto hit = l.connect_one();
+    ASSERT_TRUE(hit);
+    record(*hit, hit->accept_ns - 1000);
+    Origin o;
+    auto f = r.resolve(hit->server.get(), hit->peer, hit->accept_ns, &o);
+    ASSERT_TRUE(f);
+    EXPECT_EQ(o, Origin::kXdp);
+    EXPECT_EQ(f->ttl, 99);
+    // A stale record (captured after the accept) falls back to the saved SYN.
+    auto stale = l.connect_one();
+    ASSERT_TRUE(stale);
+    record(*stale, stale->accept_ns + 1'000'000);
+    f = r.resolve(stale->server.get(), stale->peer, stale->accept_ns, &o);
+    ASSERT_TRUE(f);
+    EXPECT_EQ(o, Origin::kSavedSyn);
+    EXPECT_EQ(f->ttl, 64);
+    // No record at all: saved SYN too; after drop_grant() likewise.
+    r.drop_grant();
+    EXPECT_FALSE(r.has_grant());
+    auto later = l.connect_one();
+    ASSERT_TRUE(later);
+    record(*later, later->accept_ns - 1000);
+    f = r.resolve(later->server.get(), later->peer, later->accept_ns, &o);
+    ASSERT_TRUE(f);
+    EXPECT_EQ(o, Origin::kSavedSyn);
+  }
+  {
+    TcpSynResolver r(Source::kXdp);
+    r.set_grant(grant());
+    LoopbackListener l(false, &r);
+    auto c = l.connect_one();
+    ASSERT_TRUE(c);
+    Origin o;
+    EXPECT_FALSE(r.resolve(c->server.get(), c->peer, c->accept_ns, &o));  // miss, and no fallback
+    EXPECT_EQ(o, Origin::kNone);
+    record(*c, c->accept_ns - 1000);
+    EXPECT_TRUE(r.resolve(c->server.get(), c->peer, c->accept_ns, &o));
+    EXPECT_EQ(o, Origin::kXdp);
+  }
+  {
+    TcpSynResolver r(Source::kSavedSyn);
+    r.set_grant(grant());
+    LoopbackListener l(false, &r);
+    auto c = l.connect_one();
+    ASSERT_TRUE(c);
+    record(*c, c->accept_ns - 1000);
+    Origin o;
+    auto f = r.resolve(c->server.get(), c->peer, c->accept_ns, &o);
+    ASSERT_TRUE(f);
+    EXPECT_EQ(o, Origin::kSavedSyn);
+    EXPECT_EQ(f->ttl, 64);
+  }
+}
+
+}  // namespace
+}  // namespace huginn::worker::syn

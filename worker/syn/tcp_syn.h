@@ -1,0 +1,50 @@
+// The connection's SYN per `[fingerprint] tcp_source`:
+//   xdp        the helper's maps only (a miss without a grant);
+//   saved_syn  TCP_SAVED_SYN only;
+//   auto       the maps when granted and holding a fresh record, else
+//              TCP_SAVED_SYN (so losing the helper or the grant degrades to
+//              the saved SYN, never to a failed request).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "common/config/model.h"
+#include "common/fingerprint/p0f.h"
+#include "common/net/address.h"
+#include "worker/syn/syn_source.h"
+
+namespace huginn::worker::syn {
+
+class TcpSynResolver {
+ public:
+  using Source = config::Fingerprint::TcpSource;
+  enum class Origin { kNone, kXdp, kSavedSyn };
+
+  explicit TcpSynResolver(Source source, uint64_t max_age_ns = kDefaultMaxSynAgeNs)
+      : source_(source), xdp_(max_age_ns) {}
+
+  Source source() const { return source_; }
+  bool uses_saved_syn() const { return source_ != Source::kXdp; }
+  bool uses_xdp() const { return source_ != Source::kSavedSyn; }
+
+  // Call on every inherited listener: sets TCP_SAVE_SYN when the source may
+  // read it (saved_syn, auto). A no-op returning true for xdp.
+  bool prepare_listener(int listen_fd, std::string* error) const;
+
+  void set_grant(GrantedMaps maps) { xdp_.set_maps(std::move(maps)); }
+  void drop_grant() { xdp_.clear(); }
+  bool has_grant() const { return xdp_.has_maps(); }
+
+  // Once per accepted connection: `peer` is getpeername() of `conn_fd`,
+  // `accept_ns` monotonic_ns() taken right after accept().
+  std::optional<fp::SynFields> resolve(int conn_fd, const net::SocketAddress& peer, uint64_t accept_ns,
+                                       Origin* origin = nullptr) const;
+
+ private:
+  Source source_;
+  XdpSynSource xdp_;
+};
+
+}  // namespace huginn::worker::syn
