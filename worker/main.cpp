@@ -3,7 +3,9 @@
 //   huginn-worker --ctl-fd 3 --config-fd 4 --worker-id N --generation G
 //
 // fd 3: SEQPACKET control channel (common/ipc/protocol.h); fd 4: sealed memfd
-// holding the configuration text the supervisor validated. Start-up order:
+// holding the configuration text the supervisor validated; with --maps-fd 5,
+// fd 5: the maps channel on which the privileged helper sends one MAPS_GRANT
+// (read-only XDP map fds; the worker never writes to it). Start-up order:
 // read config → HELLO → LISTENERS (checked against the manifest) → build the
 // Server (resolves backends) → drop privileges and verify → READY → serve.
 #include <event2/event.h>
@@ -26,6 +28,8 @@
 #include "common/sys/privileges.h"
 #include "common/sys/seccomp.h"
 #include "worker/server.h"
+#include "worker/syn/map_grant.h"
+#include "worker/syn/tcp_syn.h"
 
 namespace {
 
@@ -39,6 +43,7 @@ constexpr size_t kMaxConfigBytes = 4 * 1024 * 1024;
 struct Args {
   int ctl_fd = -1;
   int config_fd = -1;
+  int maps_fd = -1;
   uint32_t worker_id = 0;
   uint32_t generation = 0;
 };
@@ -66,6 +71,8 @@ bool parse_args(int argc, char** argv, Args* a) {
       a->ctl_fd = static_cast<int>(v);
     else if (k == "--config-fd")
       a->config_fd = static_cast<int>(v);
+    else if (k == "--maps-fd")
+      a->maps_fd = static_cast<int>(v);
     else if (k == "--worker-id")
       a->worker_id = v;
     else if (k == "--generation")
@@ -110,7 +117,27 @@ struct Worker {
   EventBase base;
   std::unique_ptr<huginn::worker::Server> server;
   huginn::ipc::Session session{huginn::ipc::Session::Role::kWorkerSide};
-  Event ctl_ev, term_ev, drain_timer;
+  Event ctl_ev, term_ev, drain_timer, maps_ev;
+  std::unique_ptr<huginn::worker::syn::TcpSynResolver> syn;
+
+  // The helper's MAPS_GRANT: validated against its manifest, then used for
+  // lookups. Losing the channel only means no (new) grant: lookups fall back
+  // as tcp_source says.
+  void on_maps() {
+    std::string err;
+    bool again = false;
+    auto grant = huginn::worker::syn::receive_grant(args.maps_fd, args.worker_id, &err, &again);
+    if (again) return;
+    if (grant) {
+      HLOG_INFO("XDP maps granted; TCP fingerprints from the SYN maps");
+      syn->set_grant(std::move(*grant));
+    } else {
+      HLOG_WARN("maps channel: %s", err.c_str());
+    }
+    maps_ev.reset();
+    close(args.maps_fd);
+    args.maps_fd = -1;
+  }
   bool draining = false;
 
   void start_drain(uint32_t deadline_ms) {
@@ -212,6 +239,12 @@ int main(int argc, char** argv) {
     specs.push_back({e.id, *addr, e.tls});
   }
 
+  if (w.cfg->fingerprint.tcp_enabled) {
+    w.syn = std::make_unique<worker::syn::TcpSynResolver>(w.cfg->fingerprint.tcp_source);
+    for (auto& fd : fds)
+      if (!w.syn->prepare_listener(fd.get(), &err)) HLOG_WARN("TCP_SAVE_SYN: %s", err.c_str());
+  }
+
   event_config* ec = event_config_new();
   w.base.reset(event_base_new_with_config(ec));
   event_config_free(ec);
@@ -229,6 +262,18 @@ int main(int argc, char** argv) {
       w.base.get(), ctl, EV_READ | EV_PERSIST,
       [](evutil_socket_t, short, void* p) { static_cast<Worker*>(p)->on_ctl(); }, &w));
   event_add(w.ctl_ev.get(), nullptr);
+  if (w.args.maps_fd >= 0) {
+    if (!w.syn) {
+      close(w.args.maps_fd);
+      w.args.maps_fd = -1;
+    } else {
+      evutil_make_socket_nonblocking(w.args.maps_fd);
+      w.maps_ev.reset(event_new(
+          w.base.get(), w.args.maps_fd, EV_READ | EV_PERSIST,
+          [](evutil_socket_t, short, void* p) { static_cast<Worker*>(p)->on_maps(); }, &w));
+      event_add(w.maps_ev.get(), nullptr);
+    }
+  }
   w.term_ev.reset(evsignal_new(
       w.base.get(), SIGTERM,
       [](evutil_socket_t, short, void* p) {

@@ -39,4 +39,11 @@ LoadResult load_file(const std::string& path, const LoadOptions& opts = {});
 // only as *_configured booleans).
 std::string effective_config_json(const Config& cfg);
 
+// Every key the loader accepts, as dotted paths without array indices, e.g.
+// "listen.proxy_protocol.mode", "domains.routes.security.rate_limit.burst".
+// Arrays of {name, value} tables (headers.request.add, security.headers.custom)
+// are listed as one key. Sorted; used by the man-page test and the loader itself
+// (a table key that is not a prefix of a listed path is unknown).
+const std::vector<std::string>& known_key_paths();
+
 }  // namespace huginn::config

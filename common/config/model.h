@@ -250,7 +250,7 @@ struct Ebpf {
 };
 
 struct Dbus {
-  std::string bus = "system";  // system | session | a D-Bus address
+  std::string bus = "system";  // system | session | none (no D-Bus service) | a D-Bus address
 };
 
 struct Config {

@@ -38,7 +38,7 @@
 #include "common/sys/c_handle.h"
 #include "common/sys/privileges.h"
 #include "supervisor/privhelper_client.h"
-#include "tests/unit/privhelper/netns_fixture.h"
+#include "tests/support/netns.h"
 #include "worker/syn/bpf_syscall.h"
 #include "worker/syn/map_grant.h"
 #include "worker/syn/saved_syn.h"
