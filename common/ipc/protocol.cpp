@@ -75,21 +75,28 @@ constexpr size_t kMinListenerEntry = 7;
 }  // namespace
 
 MsgType type_of(const Message& m) {
-  static constexpr MsgType kTypes[] = {MsgType::kHello,     MsgType::kListeners, MsgType::kReady,
-                                       MsgType::kDrain,     MsgType::kTerminate, MsgType::kStatsReq,
+  static constexpr MsgType kTypes[] = {MsgType::kHello,   MsgType::kListeners, MsgType::kReady,
+                                       MsgType::kDrain,   MsgType::kTerminate, MsgType::kStatsReq,
                                        MsgType::kStatsAns};
   return kTypes[m.index()];
 }
 
 const char* type_name(MsgType t) {
   switch (t) {
-    case MsgType::kHello: return "HELLO";
-    case MsgType::kListeners: return "LISTENERS";
-    case MsgType::kReady: return "READY";
-    case MsgType::kDrain: return "DRAIN";
-    case MsgType::kTerminate: return "TERMINATE";
-    case MsgType::kStatsReq: return "STATS_REQ";
-    case MsgType::kStatsAns: return "STATS_ANS";
+    case MsgType::kHello:
+      return "HELLO";
+    case MsgType::kListeners:
+      return "LISTENERS";
+    case MsgType::kReady:
+      return "READY";
+    case MsgType::kDrain:
+      return "DRAIN";
+    case MsgType::kTerminate:
+      return "TERMINATE";
+    case MsgType::kStatsReq:
+      return "STATS_REQ";
+    case MsgType::kStatsAns:
+      return "STATS_ANS";
   }
   return "UNKNOWN";
 }
@@ -147,8 +154,8 @@ DecodeResult decode(const uint8_t* data, size_t len, size_t nfds) {
   h.u16(&version);
   h.u16(&type);
   h.u32(&plen);
-  if (version != kVersion) return fail("protocol version " + std::to_string(version) + ", expected " +
-                                       std::to_string(kVersion));
+  if (version != kVersion)
+    return fail("protocol version " + std::to_string(version) + ", expected " + std::to_string(kVersion));
   if (plen > kMaxPayload) return fail("payload length " + std::to_string(plen) + " over limit");
   if (plen != len - kHeaderSize) return fail("payload length mismatch");
   Reader p(data + kHeaderSize, plen);
@@ -198,8 +205,12 @@ DecodeResult decode(const uint8_t* data, size_t len, size_t nfds) {
       r.message = m;
       break;
     }
-    case MsgType::kTerminate: r.message = Terminate{}; break;
-    case MsgType::kStatsReq: r.message = StatsReq{}; break;
+    case MsgType::kTerminate:
+      r.message = Terminate{};
+      break;
+    case MsgType::kStatsReq:
+      r.message = StatsReq{};
+      break;
     case MsgType::kStatsAns: {
       StatsAns m;
       p.u64(&m.active_connections);
@@ -208,7 +219,8 @@ DecodeResult decode(const uint8_t* data, size_t len, size_t nfds) {
       r.message = m;
       break;
     }
-    default: return fail("unknown message type " + std::to_string(type));
+    default:
+      return fail("unknown message type " + std::to_string(type));
   }
   if (!p.done()) return fail(std::string(p.ok() ? "trailing bytes in " : "truncated ") + type_name(t));
   r.ok = true;
@@ -233,7 +245,8 @@ std::string Session::accept(MsgType t) {
         case MsgType::kStatsReq:
           if (!listeners_) return std::string(type_name(t)) + " before LISTENERS";
           return {};
-        default: break;
+        default:
+          break;
       }
       break;
     case Role::kSupervisorSide:  // messages the supervisor accepts from a worker
@@ -245,7 +258,8 @@ std::string Session::accept(MsgType t) {
         case MsgType::kStatsAns:
           if (!ready_) return "STATS_ANS before READY";
           return {};
-        default: break;
+        default:
+          break;
       }
       break;
   }
