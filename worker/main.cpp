@@ -251,6 +251,7 @@ int main(int argc, char** argv) {
   if (!w.base) die("event_base_new failed%s", "");
   w.server = std::make_unique<worker::Server>(w.base.get(), w.cfg);
 
+  if (w.syn) w.server->set_syn_resolver(w.syn.get());
   if (!sys::drop_privileges(w.cfg->user, &err)) die("dropping privileges: %s", err);
 
   for (size_t i = 0; i < specs.size(); ++i)

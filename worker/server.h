@@ -18,6 +18,10 @@
 
 namespace huginn::worker {
 
+namespace syn {
+class TcpSynResolver;
+}
+
 struct ListenerSpec {
   uint32_t id = 0;
   net::SocketAddress address;  // the bound address
@@ -48,6 +52,11 @@ class Server {
   void drain(std::function<void()> on_drained);
 
   ServerStats stats() const;
+
+  // The TCP SYN source (XDP maps and/or TCP_SAVED_SYN) consulted once per
+  // accepted connection for the x-huginn-net-tcp fingerprint; null = none.
+  // Not owned; must outlive the Server.
+  void set_syn_resolver(const syn::TcpSynResolver* resolver);
 
  private:
   struct Impl;

@@ -83,11 +83,11 @@ const char* syn_lookup_name(SynLookup s) {
   return "?";
 }
 
-std::optional<fp::SynFields> XdpSynSource::lookup(const net::SocketAddress& peer_in, uint64_t accept_ns,
+std::optional<fp::SynFields> XdpSynSource::lookup(const huginn::net::SocketAddress& peer_in, uint64_t accept_ns,
                                                   SynLookup* status) const {
   SynLookup dummy;
   SynLookup& st = status ? *status : dummy;
-  const net::SocketAddress peer = peer_in.normalized();
+  const huginn::net::SocketAddress peer = peer_in.normalized();
   const std::string_view addr = peer.addr_bytes();
   const uint16_t port_be = htons(peer.port());
   int rc;

@@ -56,7 +56,7 @@ class XdpSynSource {
 
   // The SYN of the TCP peer `peer` (getpeername of the accepted socket, not a
   // PROXY-protocol address). IPv4-mapped IPv6 peers use the IPv4 map.
-  std::optional<fp::SynFields> lookup(const net::SocketAddress& peer, uint64_t accept_ns,
+  std::optional<fp::SynFields> lookup(const huginn::net::SocketAddress& peer, uint64_t accept_ns,
                                       SynLookup* status = nullptr) const;
 
  private:

@@ -8,7 +8,7 @@ bool TcpSynResolver::prepare_listener(int listen_fd, std::string* error) const {
   return !uses_saved_syn() || enable_save_syn(listen_fd, error);
 }
 
-std::optional<fp::SynFields> TcpSynResolver::resolve(int conn_fd, const net::SocketAddress& peer,
+std::optional<fp::SynFields> TcpSynResolver::resolve(int conn_fd, const huginn::net::SocketAddress& peer,
                                                      uint64_t accept_ns, Origin* origin) const {
   Origin dummy;
   Origin& o = origin ? *origin : dummy;

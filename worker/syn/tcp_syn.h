@@ -39,7 +39,7 @@ class TcpSynResolver {
 
   // Once per accepted connection: `peer` is getpeername() of `conn_fd`,
   // `accept_ns` monotonic_ns() taken right after accept().
-  std::optional<fp::SynFields> resolve(int conn_fd, const net::SocketAddress& peer, uint64_t accept_ns,
+  std::optional<fp::SynFields> resolve(int conn_fd, const huginn::net::SocketAddress& peer, uint64_t accept_ns,
                                        Origin* origin = nullptr) const;
 
  private:

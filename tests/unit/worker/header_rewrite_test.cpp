@@ -1,0 +1,204 @@
+// Header rewrite (SPEC.md §4 steps 1-6) and response rewrite.
+#include "worker/proxy/header_rewrite.h"
+
+#include <gtest/gtest.h>
+
+namespace huginn::worker::proxy {
+namespace {
+
+using http1::Headers;
+
+std::vector<std::string> values(const Headers& h, std::string_view name) {
+  std::vector<std::string> out;
+  for (const auto& x : h)
+    if (http1::iequals(x.name, name)) out.push_back(x.value);
+  return out;
+}
+
+struct Fixture {
+  config::Config cfg;
+  config::Backend backend;
+  config::Domain dom;
+  config::Route rt;
+  ConnectionFingerprints fps;
+  RequestContext ctx;
+  Fixture() {
+    backend.address = "10.0.0.1:8080";
+    dom.host = "example.com";
+    rt.prefix = "/";
+    rt.backend = backend.address;
+    ctx.cfg = &cfg;
+    ctx.domain = &dom;
+    ctx.route = &rt;
+    ctx.backend = &backend;
+    ctx.fingerprints = &fps;
+    ctx.peer_ip = "192.0.2.7";
+    ctx.local_port = 8080;
+    ctx.host = "example.com";
+  }
+};
+
+TEST(HeaderRewrite, HopByHopRemoved) {
+  Fixture f;
+  Headers in = {{"Host", "example.com"},
+                {"Connection", "keep-alive, X-Custom"},
+                {"Keep-Alive", "300"},
+                {"TE", "trailers"},
+                {"Upgrade", "websocket"},
+                {"Proxy-Connection", "keep-alive"},
+                {"Proxy-Authorization", "x"},
+                {"X-Custom", "gone"},
+                {"Trailer", "x"},
+                {"Content-Length", "5"},
+                {"Transfer-Encoding", "chunked"},
+                {"Accept", "*/*"}};
+  Headers out = rewrite_request(in, f.ctx);
+  for (const char* n : {"connection", "keep-alive", "te", "upgrade", "proxy-connection",
+                        "proxy-authorization", "x-custom", "trailer", "content-length", "transfer-encoding"})
+    EXPECT_TRUE(values(out, n).empty()) << n;
+  EXPECT_EQ(values(out, "accept"), std::vector<std::string>{"*/*"});
+  ASSERT_FALSE(out.empty());
+  EXPECT_EQ(out.front().name, "Host");
+}
+
+TEST(HeaderRewrite, HostPolicy) {
+  Fixture f;
+  Headers in = {{"Host", "Example.com:8080"}};
+  EXPECT_EQ(values(rewrite_request(in, f.ctx), "host"), std::vector<std::string>{"10.0.0.1:8080"});
+  f.cfg.preserve_host = true;
+  EXPECT_EQ(values(rewrite_request(in, f.ctx), "host"), std::vector<std::string>{"Example.com:8080"});
+  // Without a client Host (HTTP/1.0) the backend address is used.
+  EXPECT_EQ(values(rewrite_request({}, f.ctx), "host"), std::vector<std::string>{"10.0.0.1:8080"});
+}
+
+TEST(HeaderRewrite, XForwardedFor) {
+  struct Case {
+    Headers in;
+    std::string want;
+  };
+  const std::vector<Case> cases = {
+      {{}, "192.0.2.7"},
+      {{{"X-Forwarded-For", "203.0.113.1"}}, "203.0.113.1, 192.0.2.7"},
+      {{{"X-Forwarded-For", "203.0.113.1, 2001:db8::1"}}, "203.0.113.1, 2001:db8::1, 192.0.2.7"},
+      {{{"X-Forwarded-For", "203.0.113.1"}, {"x-forwarded-for", "198.51.100.2"}},
+       "203.0.113.1, 198.51.100.2, 192.0.2.7"},
+      {{{"X-Forwarded-For", "not-an-ip"}}, "192.0.2.7"},
+      {{{"X-Forwarded-For", "1.2.3.4, "}}, "192.0.2.7"},
+      {{{"X-Forwarded-For", ""}}, "192.0.2.7"},
+      {{{"X-Forwarded-For", "1.2.3.4,,5.6.7.8"}}, "192.0.2.7"},
+      {{{"X-Forwarded-For", "[::1]"}}, "192.0.2.7"},
+  };
+  for (const auto& c : cases) {
+    Fixture f;
+    Headers out = rewrite_request(c.in, f.ctx);
+    EXPECT_EQ(values(out, "x-forwarded-for"), std::vector<std::string>{c.want});
+  }
+}
+
+TEST(HeaderRewrite, ForwardedProtoHostPortReplaced) {
+  Fixture f;
+  Headers in = {{"X-Forwarded-Proto", "https"}, {"X-Forwarded-Host", "evil"}, {"X-Forwarded-Port", "1"}};
+  Headers out = rewrite_request(in, f.ctx);
+  EXPECT_EQ(values(out, "x-forwarded-proto"), std::vector<std::string>{"http"});
+  EXPECT_EQ(values(out, "x-forwarded-host"), std::vector<std::string>{"example.com"});
+  EXPECT_EQ(values(out, "x-forwarded-port"), std::vector<std::string>{"8080"});
+  f.ctx.host = "";
+  EXPECT_TRUE(values(rewrite_request(in, f.ctx), "x-forwarded-host").empty());
+}
+
+TEST(HeaderRewrite, SpoofedFingerprintsStrippedAndReported) {
+  Fixture f;
+  Headers in = {{"X-Huginn-Net-Tcp", "fake"},
+                {"x-huginn-net-ja4", "fake"},
+                {"x-huginn-net-ja4", "again"},
+                {"X-Fingerprint-Spoofing-Detected", "lie"},
+                {"Accept", "x"}};
+  Headers out = rewrite_request(in, f.ctx);
+  EXPECT_TRUE(values(out, "x-huginn-net-tcp").empty());
+  EXPECT_TRUE(values(out, "x-huginn-net-ja4").empty());
+  EXPECT_EQ(values(out, "x-fingerprint-spoofing-detected"),
+            std::vector<std::string>{"x-huginn-net-ja4,x-huginn-net-tcp,x-fingerprint-spoofing-detected"});
+  // Nothing sent: no report.
+  EXPECT_TRUE(values(rewrite_request({{"Accept", "x"}}, f.ctx), "x-fingerprint-spoofing-detected").empty());
+}
+
+TEST(HeaderRewrite, RenamedFingerprintHeadersAndInjection) {
+  Fixture f;
+  f.cfg.fingerprint.headers.tcp = "x-p0f";
+  f.fps.tcp = "4:64+0:0:1460:mss*44,7:mss,sok,ts,nop,ws:df,id+:0";
+  f.fps.ja4 = "";  // empty values are never injected
+  Headers out = rewrite_request({{"X-P0F", "fake"}}, f.ctx);
+  EXPECT_EQ(values(out, "x-p0f"), std::vector<std::string>{*f.fps.tcp});
+  EXPECT_EQ(values(out, "x-fingerprint-spoofing-detected"), std::vector<std::string>{"x-p0f"});
+  EXPECT_TRUE(values(out, "x-huginn-net-ja4").empty());
+  // fingerprinting = false on the route: stripped, not injected.
+  f.rt.fingerprinting = false;
+  out = rewrite_request({{"X-P0F", "fake"}}, f.ctx);
+  EXPECT_TRUE(values(out, "x-p0f").empty());
+  EXPECT_EQ(values(out, "x-fingerprint-spoofing-detected"), std::vector<std::string>{"x-p0f"});
+  // Domain gate applies when the route does not say.
+  f.rt.fingerprinting.reset();
+  f.dom.fingerprinting = false;
+  EXPECT_TRUE(values(rewrite_request({}, f.ctx), "x-p0f").empty());
+  f.rt.fingerprinting = true;
+  EXPECT_EQ(values(rewrite_request({}, f.ctx), "x-p0f").size(), 1u);
+}
+
+TEST(HeaderRewrite, ConfiguredOpsGlobalDomainRouteRemoveThenAdd) {
+  Fixture f;
+  f.cfg.headers.request.add = {{"x-scope", "global"}, {"x-global", "1"}};
+  f.dom.headers.request.remove = {"x-global"};
+  f.dom.headers.request.add = {{"x-scope", "domain"}};
+  f.rt.headers.request.remove = {"x-scope", "x-forwarded-for"};
+  f.rt.headers.request.add = {{"x-scope", "route"}, {"x-route", "yes"}};
+  Headers out = rewrite_request({{"X-Scope", "client"}}, f.ctx);
+  EXPECT_EQ(values(out, "x-scope"), std::vector<std::string>{"route"});
+  EXPECT_TRUE(values(out, "x-global").empty());
+  EXPECT_EQ(values(out, "x-route"), std::vector<std::string>{"yes"});
+  EXPECT_TRUE(values(out, "x-forwarded-for").empty());  // config may remove injected headers
+}
+
+TEST(HeaderRewrite, ResponseRewriteAndSecurityHeaders) {
+  Fixture f;
+  f.cfg.security.headers.custom = {{"x-frame-options", "DENY"}};
+  f.cfg.security.headers.csp.enabled = true;
+  f.cfg.security.headers.hsts.enabled = true;  // TLS only: absent here
+  f.cfg.headers.response.remove = {"server"};
+  f.rt.headers.response.add = {{"x-route", "r"}};
+  Headers in = {{"Server", "backend"},
+                {"Connection", "close, X-Hop"},
+                {"X-Hop", "1"},
+                {"Content-Length", "3"},
+                {"Transfer-Encoding", "chunked"},
+                {"X-Keep", "k"},
+                {"X-Frame-Options", "SAMEORIGIN"}};
+  Headers out = rewrite_response(in, f.ctx);
+  EXPECT_TRUE(values(out, "server").empty());
+  EXPECT_TRUE(values(out, "connection").empty());
+  EXPECT_TRUE(values(out, "x-hop").empty());
+  EXPECT_TRUE(values(out, "content-length").empty());
+  EXPECT_TRUE(values(out, "transfer-encoding").empty());
+  EXPECT_EQ(values(out, "x-keep"), std::vector<std::string>{"k"});
+  EXPECT_EQ(values(out, "x-frame-options"), std::vector<std::string>{"DENY"});
+  EXPECT_EQ(values(out, "content-security-policy"), std::vector<std::string>{"default-src 'self'"});
+  EXPECT_TRUE(values(out, "strict-transport-security").empty());
+  EXPECT_EQ(values(out, "x-route"), std::vector<std::string>{"r"});
+  f.ctx.tls = true;
+  EXPECT_EQ(values(rewrite_response({}, f.ctx), "strict-transport-security"),
+            std::vector<std::string>{"max-age=31536000"});
+  // A route-level security block replaces the global one as a whole.
+  f.rt.security.headers = config::SecurityHeaders{};
+  EXPECT_TRUE(values(rewrite_response({}, f.ctx), "x-frame-options").empty());
+}
+
+TEST(HeaderRewrite, WellFormedXff) {
+  EXPECT_TRUE(is_well_formed_xff("1.2.3.4"));
+  EXPECT_TRUE(is_well_formed_xff(" 1.2.3.4 ,\t::1"));
+  EXPECT_FALSE(is_well_formed_xff("1.2.3"));
+  EXPECT_FALSE(is_well_formed_xff("unknown"));
+  EXPECT_FALSE(is_well_formed_xff(" "));
+  EXPECT_FALSE(is_well_formed_xff(std::string(100, '1')));
+}
+
+}  // namespace
+}  // namespace huginn::worker::proxy

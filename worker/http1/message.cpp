@@ -1,0 +1,67 @@
+#include "worker/http1/message.h"
+
+namespace huginn::worker::http1 {
+
+namespace {
+unsigned char lower(unsigned char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<unsigned char>(c + 32) : c;
+}
+}  // namespace
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (lower(static_cast<unsigned char>(a[i])) != lower(static_cast<unsigned char>(b[i]))) return false;
+  return true;
+}
+
+bool is_tchar(unsigned char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  switch (c) {
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~':
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::string_view trim_ows(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+std::string to_lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(lower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+const Header* find_header(const Headers& headers, std::string_view name) {
+  for (const auto& h : headers)
+    if (iequals(h.name, name)) return &h;
+  return nullptr;
+}
+
+size_t count_headers(const Headers& headers, std::string_view name) {
+  size_t n = 0;
+  for (const auto& h : headers)
+    if (iequals(h.name, name)) ++n;
+  return n;
+}
+
+}  // namespace huginn::worker::http1

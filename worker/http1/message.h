@@ -1,0 +1,59 @@
+// HTTP/1 message heads as the codec hands them to the proxy: header fields in
+// wire order with the client's spelling, and the body framing llhttp decided.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace huginn::worker::http1 {
+
+struct Header {
+  std::string name;   // as received
+  std::string value;  // OWS trimmed by llhttp
+};
+using Headers = std::vector<Header>;
+
+enum class BodyFraming : uint8_t {
+  kNone,        // no body
+  kLength,      // Content-Length bytes
+  kChunked,     // Transfer-Encoding: chunked
+  kUntilClose,  // responses only: body ends when the backend closes
+};
+
+struct RequestHead {
+  uint8_t method = 0;  // llhttp_method_t
+  std::string target;  // request-target bytes as received
+  uint8_t version_major = 1;
+  uint8_t version_minor = 1;
+  Headers headers;
+  BodyFraming framing = BodyFraming::kNone;
+  uint64_t content_length = 0;  // kLength only
+  bool keep_alive = false;      // llhttp_should_keep_alive() at the end of the head
+};
+
+struct ResponseHead {
+  uint16_t status = 0;
+  std::string reason;
+  uint8_t version_major = 1;
+  uint8_t version_minor = 1;
+  Headers headers;
+  BodyFraming framing = BodyFraming::kNone;
+  uint64_t content_length = 0;
+  bool keep_alive = false;
+};
+
+// ASCII case-insensitive comparison for header names.
+bool iequals(std::string_view a, std::string_view b);
+// RFC 9110 tchar.
+bool is_tchar(unsigned char c);
+// Trims spaces and horizontal tabs at both ends.
+std::string_view trim_ows(std::string_view s);
+std::string to_lower(std::string_view s);
+
+// First header named `name` (case-insensitive), or nullptr.
+const Header* find_header(const Headers& headers, std::string_view name);
+size_t count_headers(const Headers& headers, std::string_view name);
+
+}  // namespace huginn::worker::http1

@@ -1,0 +1,101 @@
+#include "worker/http1/writer.h"
+
+#include <cstdio>
+
+namespace huginn::worker::http1 {
+
+namespace {
+void append_headers(std::string& out, const Headers& headers) {
+  for (const auto& h : headers) {
+    out.append(h.name);
+    out.append(": ");
+    out.append(h.value);
+    out.append("\r\n");
+  }
+  out.append("\r\n");
+}
+}  // namespace
+
+void append_request_head(std::string& out, std::string_view method, std::string_view target,
+                         const Headers& headers) {
+  out.append(method);
+  out.push_back(' ');
+  out.append(target);
+  out.append(" HTTP/1.1\r\n");
+  append_headers(out, headers);
+}
+
+void append_response_head(std::string& out, uint16_t status, std::string_view reason,
+                          const Headers& headers) {
+  char line[32];
+  const int n = std::snprintf(line, sizeof line, "HTTP/1.1 %03u ", static_cast<unsigned>(status % 1000));
+  out.append(line, static_cast<size_t>(n));
+  out.append(reason.empty() ? status_phrase(status) : reason);
+  out.append("\r\n");
+  append_headers(out, headers);
+}
+
+void append_chunk_size(std::string& out, size_t size) {
+  char buf[24];
+  const int n = std::snprintf(buf, sizeof buf, "%zx\r\n", size);
+  out.append(buf, static_cast<size_t>(n));
+}
+
+std::string_view status_phrase(uint16_t status) {
+  switch (status) {
+    case 100:
+      return "Continue";
+    case 200:
+      return "OK";
+    case 204:
+      return "No Content";
+    case 301:
+      return "Moved Permanently";
+    case 302:
+      return "Found";
+    case 304:
+      return "Not Modified";
+    case 400:
+      return "Bad Request";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 408:
+      return "Request Timeout";
+    case 421:
+      return "Misdirected Request";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return "Unknown";
+  }
+}
+
+std::string error_response(uint16_t status, std::string_view reason_code, const Headers& extra, bool close) {
+  std::string body = "{\"error\":\"";
+  body.append(reason_code);
+  body.append("\"}");
+  Headers h;
+  h.reserve(extra.size() + 3);
+  h.push_back({"Content-Type", "application/json"});
+  h.push_back({"Content-Length", std::to_string(body.size())});
+  if (close) h.push_back({"Connection", "close"});
+  h.insert(h.end(), extra.begin(), extra.end());
+  std::string out;
+  append_response_head(out, status, {}, h);
+  out.append(body);
+  return out;
+}
+
+}  // namespace huginn::worker::http1

@@ -1,0 +1,138 @@
+// One cleartext HTTP/1.1 client connection and the backend exchange of its
+// current request.
+//
+// Requests are handled one at a time in arrival order: the request parser
+// stops after each message, and the next (pipelined) request is parsed only
+// once the response to the current one has been written. Bodies stream in both
+// directions through bounded buffers: a side stops consuming input while the
+// other side's output buffer holds kHighWater bytes and resumes when it drains
+// below kLowWater.
+//
+// Lifetime: created by Server::Impl on accept; close() releases every handle
+// at once and reports to WorkerContext::on_closed, which destroys the object
+// later from the event loop (never inside one of its callbacks).
+#pragma once
+
+#include <netinet/in.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "worker/http1/parser.h"
+#include "worker/net/event_handles.h"
+#include "worker/net/worker_context.h"
+#include "worker/proxy/header_rewrite.h"
+
+namespace huginn::worker::net {
+
+class Http1Connection : public http1::ParserSink {
+ public:
+  Http1Connection(WorkerContext& ctx, evutil_socket_t fd, std::string peer_ip, uint16_t local_port);
+  ~Http1Connection() override;
+  Http1Connection(const Http1Connection&) = delete;
+  Http1Connection& operator=(const Http1Connection&) = delete;
+
+  bool start();
+  // Graceful stop: close now if idle, else after the current response (which
+  // then carries Connection: close).
+  void drain();
+  bool closed() const { return closed_; }
+  // The seam for TLS/TCP fingerprints, filled in before start().
+  proxy::ConnectionFingerprints& fingerprints() { return fingerprints_; }
+
+ private:
+  // Request parser sink.
+  void on_request_head(http1::RequestHead&& head) override;
+  void on_body(std::string_view data) override;
+  void on_message_complete() override;
+
+  // Response parser sink.
+  struct ResponseSink : http1::ParserSink {
+    Http1Connection* c = nullptr;
+    void on_response_head(http1::ResponseHead&& head) override { c->on_upstream_head(std::move(head)); }
+    void on_body(std::string_view data) override { c->on_upstream_body(data); }
+    void on_message_complete() override { c->on_upstream_message_complete(); }
+  };
+  void on_upstream_head(http1::ResponseHead&& head);
+  void on_upstream_body(std::string_view data);
+  void on_upstream_message_complete();
+
+  static void client_read_cb(bufferevent* bev, void* arg);
+  static void client_write_cb(bufferevent* bev, void* arg);
+  static void client_event_cb(bufferevent* bev, short what, void* arg);
+  static void upstream_read_cb(bufferevent* bev, void* arg);
+  static void upstream_write_cb(bufferevent* bev, void* arg);
+  static void upstream_event_cb(bufferevent* bev, short what, void* arg);
+  static void client_timer_cb(evutil_socket_t, short, void* arg);
+  static void connect_timer_cb(evutil_socket_t, short, void* arg);
+
+  void process_input();
+  void process_upstream_input();
+  void on_request_parse_error();
+  void after_request_complete();
+  bool connect_upstream(bool allow_pooled);
+  void upstream_failed(uint16_t status, std::string_view reason);
+  void upstream_closed_early();
+  void on_response_complete();
+  void finish_exchange(bool from_input_loop);
+  void respond_local(uint16_t status, std::string_view reason, bool force_close);
+  void start_flush_close();
+  void close();
+  void arm_client_timer(uint32_t ms);
+  void set_client_read_timeout(bool on);
+  bool idle() const;
+  void write_client(std::string_view data);
+  void write_upstream(std::string_view data);
+
+  enum class TimerMode : uint8_t { kNone, kHeader, kIdle, kFlush };
+
+  struct Exchange {
+    bool active = false;
+    bool local = false;             // answered by the proxy itself
+    bool request_complete = false;  // whole request parsed (and forwarded)
+    bool response_started = false;  // final response head sent to the client
+    bool response_complete = false;
+    bool interim = false;  // the response head being parsed is 1xx
+    bool client_keep_alive = false;
+    bool client_http11 = true;
+    bool head_request = false;
+    bool has_body = false;
+    bool up_chunked = false;        // request body re-chunked to the backend
+    bool down_chunked = false;      // response body chunked to the client
+    bool down_until_close = false;  // response body delimited by closing
+    bool reusable = false;          // the backend connection may be pooled
+    bool reused = false;            // the backend connection came from the pool
+    bool retried = false;
+    bool upstream_keep_alive = false;
+    size_t backend_index = 0;
+    const config::Domain* domain = nullptr;
+    const config::Route* route = nullptr;
+    const config::Backend* backend = nullptr;
+    std::string host;           // normalised routing host
+    std::string upstream_head;  // serialised request head (kept for one retry)
+  };
+
+  WorkerContext& ctx_;
+  std::string peer_ip_;
+  uint16_t local_port_;
+  proxy::ConnectionFingerprints fingerprints_;
+  BufferEventPtr client_;
+  EventPtr client_timer_;
+  EventPtr connect_timer_;
+  TimerMode timer_mode_ = TimerMode::kNone;
+  http1::Parser req_parser_;
+  ResponseSink resp_sink_;
+  std::unique_ptr<http1::Parser> resp_parser_;
+  BufferEventPtr up_;
+  bool up_connected_ = false;
+  Exchange ex_;
+  bool closed_ = false;
+  bool draining_ = false;
+  bool client_eof_ = false;
+  bool flushing_close_ = false;
+  bool close_after_response_ = false;
+};
+
+}  // namespace huginn::worker::net

@@ -1,0 +1,212 @@
+#include "worker/proxy/header_rewrite.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+
+namespace huginn::worker::proxy {
+
+using http1::Header;
+using http1::Headers;
+using http1::iequals;
+
+namespace {
+
+void erase_named(Headers& h, std::string_view name) {
+  h.erase(std::remove_if(h.begin(), h.end(), [&](const Header& x) { return iequals(x.name, name); }),
+          h.end());
+}
+
+void set_header(Headers& h, std::string_view name, std::string value) {
+  erase_named(h, name);
+  h.push_back(Header{std::string(name), std::move(value)});
+}
+
+bool starts_with_ci(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+}
+
+void apply_security(Headers& h, const config::SecurityHeaders& sec, bool tls) {
+  for (const auto& c : sec.custom) set_header(h, c.name, c.value);
+  if (sec.csp.enabled) set_header(h, "content-security-policy", sec.csp.policy);
+  if (tls && sec.hsts.enabled) {
+    std::string v = "max-age=" + std::to_string(sec.hsts.max_age);
+    if (sec.hsts.include_subdomains) v += "; includeSubDomains";
+    if (sec.hsts.preload) v += "; preload";
+    set_header(h, "strict-transport-security", std::move(v));
+  }
+}
+
+const config::SecurityHeaders& security_block(const config::Config& cfg, const config::Domain* d,
+                                              const config::Route* r) {
+  if (r != nullptr && r->security.headers) return *r->security.headers;
+  if (d != nullptr && d->security.headers) return *d->security.headers;
+  return cfg.security.headers;
+}
+
+}  // namespace
+
+std::vector<std::string> connection_tokens(const Headers& headers) {
+  std::vector<std::string> out;
+  for (const auto& h : headers) {
+    if (!iequals(h.name, "connection")) continue;
+    std::string_view v = h.value;
+    while (!v.empty()) {
+      const size_t comma = v.find(',');
+      const std::string_view tok = http1::trim_ows(v.substr(0, comma));
+      if (!tok.empty()) out.push_back(http1::to_lower(tok));
+      v = comma == std::string_view::npos ? std::string_view() : v.substr(comma + 1);
+    }
+  }
+  return out;
+}
+
+bool is_hop_by_hop(std::string_view name, const std::vector<std::string>& tokens) {
+  static constexpr std::string_view kFixed[] = {
+      "connection", "keep-alive", "te", "transfer-encoding", "upgrade", "trailer", "content-length"};
+  for (auto f : kFixed)
+    if (iequals(name, f)) return true;
+  if (starts_with_ci(name, "proxy-")) return true;
+  for (const auto& t : tokens)
+    if (iequals(name, t)) return true;
+  return false;
+}
+
+bool is_well_formed_xff(std::string_view value) {
+  if (http1::trim_ows(value).empty()) return false;
+  while (true) {
+    const size_t comma = value.find(',');
+    const std::string_view item = http1::trim_ows(value.substr(0, comma));
+    if (item.empty() || item.size() >= INET6_ADDRSTRLEN) return false;
+    char buf[INET6_ADDRSTRLEN];
+    item.copy(buf, item.size());
+    buf[item.size()] = '\0';
+    unsigned char addr[sizeof(in6_addr)];
+    if (inet_pton(AF_INET, buf, addr) != 1 && inet_pton(AF_INET6, buf, addr) != 1) return false;
+    if (comma == std::string_view::npos) return true;
+    value.remove_prefix(comma + 1);
+  }
+}
+
+void apply_header_ops(Headers& headers, const config::HeaderOps& ops) {
+  for (const auto& name : ops.remove) erase_named(headers, name);
+  for (const auto& add : ops.add) set_header(headers, add.name, add.value);
+}
+
+Headers rewrite_request(const Headers& in, const RequestContext& ctx) {
+  const config::Config& cfg = *ctx.cfg;
+  const auto tokens = connection_tokens(in);
+  const auto& fh = cfg.fingerprint.headers;
+  const std::string_view fp_names[] = {fh.ja4,    fh.ja4_r, fh.ja4_o,       fh.ja4_or,
+                                       fh.akamai, fh.tcp,   kSpoofingHeader};
+  bool spoofed[std::size(fp_names)] = {};
+
+  Headers out;
+  out.reserve(in.size() + 8);
+  std::string client_host;
+  bool have_client_host = false;
+  std::string xff;
+  bool have_xff = false;
+  for (const auto& h : in) {
+    if (iequals(h.name, "host")) {
+      client_host = h.value;
+      have_client_host = true;
+      continue;
+    }
+    // 1. hop-by-hop
+    if (is_hop_by_hop(h.name, tokens)) continue;
+    // 2. client copies of fingerprint headers
+    bool fp = false;
+    for (size_t i = 0; i < std::size(fp_names); ++i) {
+      if (iequals(h.name, fp_names[i])) {
+        spoofed[i] = true;
+        fp = true;
+      }
+    }
+    if (fp) continue;
+    // 4. forwarding headers are rebuilt below
+    if (iequals(h.name, "x-forwarded-for")) {
+      if (have_xff) xff.append(", ");
+      xff.append(h.value);
+      have_xff = true;
+      continue;
+    }
+    if (iequals(h.name, "x-forwarded-proto") || iequals(h.name, "x-forwarded-host") ||
+        iequals(h.name, "x-forwarded-port"))
+      continue;
+    out.push_back(h);
+  }
+
+  // 2. spoofing report
+  std::string spoof_list;
+  for (size_t i = 0; i < std::size(fp_names); ++i) {
+    if (!spoofed[i]) continue;
+    if (!spoof_list.empty()) spoof_list.push_back(',');
+    spoof_list.append(fp_names[i]);
+  }
+  if (!spoof_list.empty()) out.push_back(Header{std::string(kSpoofingHeader), std::move(spoof_list)});
+
+  // 3. fingerprints of this connection, if the scope allows injection
+  const bool gate = ctx.route && ctx.route->fingerprinting
+                        ? *ctx.route->fingerprinting
+                        : (ctx.domain && ctx.domain->fingerprinting ? *ctx.domain->fingerprinting : true);
+  if (gate && ctx.fingerprints != nullptr) {
+    const auto& f = *ctx.fingerprints;
+    const std::pair<const std::string*, const std::optional<std::string>*> inject[] = {
+        {&fh.ja4, &f.ja4},       {&fh.ja4_r, &f.ja4_r},   {&fh.ja4_o, &f.ja4_o},
+        {&fh.ja4_or, &f.ja4_or}, {&fh.akamai, &f.akamai}, {&fh.tcp, &f.tcp}};
+    for (const auto& [name, value] : inject)
+      if (*value && !(*value)->empty()) out.push_back(Header{*name, **value});
+  }
+
+  // 4. X-Forwarded-*
+  std::string peer(ctx.peer_ip);
+  if (have_xff && is_well_formed_xff(xff)) {
+    out.push_back(Header{"X-Forwarded-For", std::string(http1::trim_ows(xff)) + ", " + peer});
+  } else {
+    out.push_back(Header{"X-Forwarded-For", std::move(peer)});
+  }
+  out.push_back(Header{"X-Forwarded-Proto", ctx.tls ? "https" : "http"});
+  if (!ctx.host.empty()) out.push_back(Header{"X-Forwarded-Host", std::string(ctx.host)});
+  out.push_back(Header{"X-Forwarded-Port", std::to_string(ctx.local_port)});
+
+  // 5. configured manipulation: global, domain, route
+  apply_header_ops(out, cfg.headers.request);
+  if (ctx.domain) apply_header_ops(out, ctx.domain->headers.request);
+  if (ctx.route) apply_header_ops(out, ctx.route->headers.request);
+
+  // 6. Host (configuration cannot override it; it decides preserve_host)
+  erase_named(out, "host");
+  std::string host_value;
+  if (cfg.preserve_host && have_client_host) {
+    host_value = client_host;
+  } else if (ctx.backend != nullptr) {
+    host_value = ctx.backend->address;
+  } else {
+    host_value = client_host;
+  }
+  out.insert(out.begin(), Header{"Host", std::move(host_value)});
+  return out;
+}
+
+Headers rewrite_response(const Headers& in, const RequestContext& ctx) {
+  const auto tokens = connection_tokens(in);
+  Headers out;
+  out.reserve(in.size() + 4);
+  for (const auto& h : in)
+    if (!is_hop_by_hop(h.name, tokens)) out.push_back(h);
+  apply_security(out, security_block(*ctx.cfg, ctx.domain, ctx.route), ctx.tls);
+  apply_header_ops(out, ctx.cfg->headers.response);
+  if (ctx.domain) apply_header_ops(out, ctx.domain->headers.response);
+  if (ctx.route) apply_header_ops(out, ctx.route->headers.response);
+  return out;
+}
+
+Headers security_headers(const config::Config& cfg, const config::Domain* domain, const config::Route* route,
+                         bool tls) {
+  Headers out;
+  apply_security(out, security_block(cfg, domain, route), tls);
+  return out;
+}
+
+}  // namespace huginn::worker::proxy

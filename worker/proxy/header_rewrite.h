@@ -1,0 +1,69 @@
+// Request and response header rewriting (SPEC.md §4 "Header rewrite").
+//
+// Pure functions over header lists. Framing headers (Content-Length,
+// Transfer-Encoding) and Connection are removed here and written by the
+// caller, which knows how it frames the message it sends.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/config/model.h"
+#include "worker/http1/message.h"
+
+namespace huginn::worker::proxy {
+
+// The fingerprints of one client connection, computed once per connection
+// and repeated on each of its requests. Empty until the TLS (JA4 family),
+// HTTP/2 (Akamai) and TCP SYN (p0f) sources fill it in; an absent value means
+// "no header" (never an empty one).
+struct ConnectionFingerprints {
+  std::optional<std::string> ja4;
+  std::optional<std::string> ja4_r;
+  std::optional<std::string> ja4_o;
+  std::optional<std::string> ja4_or;
+  std::optional<std::string> akamai;
+  std::optional<std::string> tcp;
+};
+
+inline constexpr std::string_view kSpoofingHeader = "x-fingerprint-spoofing-detected";
+
+struct RequestContext {
+  const config::Config* cfg = nullptr;
+  const config::Domain* domain = nullptr;
+  const config::Route* route = nullptr;
+  const config::Backend* backend = nullptr;
+  const ConnectionFingerprints* fingerprints = nullptr;  // may be null
+  std::string_view peer_ip;                              // client address, no brackets, IPv4-mapped unwrapped
+  uint16_t local_port = 0;                               // the port the client connected to
+  bool tls = false;
+  std::string_view host;  // normalised routing host (may be empty)
+};
+
+// Hop-by-hop per RFC 9110 §7.6.1 plus Proxy-*, Trailer and the framing fields.
+// `connection_tokens` are the lowercased names listed in Connection.
+bool is_hop_by_hop(std::string_view name, const std::vector<std::string>& connection_tokens);
+std::vector<std::string> connection_tokens(const http1::Headers& headers);
+
+// True when `value` is a comma-separated list of IP address literals.
+bool is_well_formed_xff(std::string_view value);
+
+// Steps 1-6: the header list for the backend request (Host first).
+http1::Headers rewrite_request(const http1::Headers& in, const RequestContext& ctx);
+
+// Backend response → client: hop-by-hop removed, security headers, then the
+// configured response manipulation (global → domain → route).
+http1::Headers rewrite_response(const http1::Headers& in, const RequestContext& ctx);
+
+// Security headers for a response in this scope (route block, else domain
+// block, else global); HSTS only over TLS. Also used on proxy-generated
+// responses, with null domain/route where they are unknown.
+http1::Headers security_headers(const config::Config& cfg, const config::Domain* domain,
+                                const config::Route* route, bool tls);
+
+// Remove, then add (overwriting) — one scope of [headers] manipulation.
+void apply_header_ops(http1::Headers& headers, const config::HeaderOps& ops);
+
+}  // namespace huginn::worker::proxy

@@ -1,0 +1,94 @@
+// Request routing (SPEC.md §4): host → domain, path → route group → route.
+//
+// Pure: no I/O, no clocks. The only state is the round-robin position of each
+// route group, so route() is not const. A Router refers to the Config it was
+// built from; keep the Config alive as long as the Router.
+//
+//  * Host: the absolute-form authority if the request-target has one, else the
+//    Host field; userinfo, port and IPv6 brackets removed, ASCII-lowercased,
+//    one trailing dot removed.
+//  * Domain: exact host, then one-label wildcard ("*.example.com" matches
+//    "a.example.com", not "a.b.example.com" nor "example.com"), then the
+//    catch-all domain; none → 421.
+//  * Route: longest prefix matching on a path boundary, tested against the
+//    normalised path; none → 404. A prefix ending in '/' matches everything
+//    below it. Routes of one domain with the same prefix form a round-robin
+//    group (declaration order).
+//  * Forwarded path: the client's bytes, unless the route has replace_path,
+//    which replaces the matched prefix of the normalised path (query kept).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/config/model.h"
+
+namespace huginn::worker::proxy {
+
+// Routing host from an authority or Host value; nullopt if it contains bytes
+// no host can contain (→ 400).
+std::optional<std::string> normalize_host(std::string_view authority);
+
+// Path normalisation for matching: percent-encoded unreserved characters
+// decoded (other escapes kept, hex upper-cased), empty and "." segments
+// dropped, ".." segments applied (never above the root). A path that does not
+// start with '/' is returned unchanged.
+std::string normalize_path(std::string_view path);
+
+// `path` lies under `prefix` on a path boundary.
+bool prefix_matches(std::string_view path, std::string_view prefix);
+
+// replace_path: `replacement` takes the place of `prefix` at the start of
+// `path` (which prefix_matches), joined with exactly one '/'.
+std::string replace_prefix(std::string_view path, std::string_view prefix, std::string_view replacement);
+
+struct TargetParts {
+  std::string_view authority;  // absolute-form only
+  std::string_view path;       // "/" for an absolute-form target without a path
+  std::string_view query;      // from '?' (included) to the end; may be empty
+  bool absolute = false;
+};
+// Splits an origin-form ("/p?q"), absolute-form ("http://h/p?q") or
+// asterisk-form ("*") request-target; nullopt for anything else.
+std::optional<TargetParts> split_target(std::string_view target);
+
+class Router {
+ public:
+  explicit Router(const config::Config& cfg);
+
+  enum class Outcome : uint8_t { kRouted, kMisdirected, kNoRoute, kNoBackend };
+  struct Decision {
+    Outcome outcome = Outcome::kMisdirected;
+    const config::Domain* domain = nullptr;
+    const config::Route* route = nullptr;
+    const config::Backend* backend = nullptr;
+    std::string upstream_target;  // what goes on the request line to the backend
+  };
+
+  // `host` is already normalised (normalize_host); `target` is the raw
+  // request-target.
+  Decision route(std::string_view host, std::string_view target);
+  const config::Domain* match_domain(std::string_view host) const;
+
+ private:
+  struct Group {
+    std::string prefix;
+    std::vector<const config::Route*> routes;  // declaration order
+    uint64_t next = 0;                         // round-robin position
+  };
+  struct DomainRoutes {
+    std::vector<Group> groups;  // longest prefix first
+  };
+
+  const config::Config& cfg_;
+  std::unordered_map<std::string, size_t> exact_;     // host → domain index
+  std::unordered_map<std::string, size_t> wildcard_;  // "example.com" (from "*.example.com") → index
+  std::optional<size_t> catch_all_;
+  std::vector<DomainRoutes> routes_;  // parallel to cfg_.domains
+};
+
+}  // namespace huginn::worker::proxy
