@@ -442,8 +442,8 @@ void Supervisor::begin_generation(std::shared_ptr<const config::Config> cfg) {
       base_.get(),
       [](evutil_socket_t, short, void* p) {
         static_cast<Supervisor*>(p)->finish_reload(
-            false, "reload failed: the new workers did not become ready within " + std::to_string(kReloadReadySecs) +
-                       " s");
+            false, "reload failed: the new workers did not become ready within " +
+                       std::to_string(kReloadReadySecs) + " s");
       },
       this));
   timeval tv = secs(kReloadReadySecs);
@@ -467,7 +467,8 @@ void Supervisor::start_helper(const config::Config& cfg, std::function<void()> t
   }
   ipc::helper::LoadAttach req;
   std::string err;
-  if (!load_request_from_config(cfg, [](const char* k) { return std::getenv(k); }, &req, &err)) {
+  if (!load_request_from_config(
+          cfg, [](const char* k) { return std::getenv(k); }, &req, &err)) {
     helper_note_ = "XDP not configured: " + err;
     if (cfg.fingerprint.tcp_source == config::Fingerprint::TcpSource::kXdp)
       HLOG_ERROR("tcp_source = \"xdp\" but %s; TCP fingerprints will be missing", err.c_str());
@@ -504,8 +505,8 @@ void Supervisor::reconfigure_helper(const config::Config& old_cfg, const config:
                                     std::function<void()> then) {
   ipc::helper::LoadAttach req;
   std::string err;
-  const bool usable = wants_xdp(cfg) &&
-                      load_request_from_config(cfg, [](const char* k) { return std::getenv(k); }, &req, &err);
+  const bool usable = wants_xdp(cfg) && load_request_from_config(
+                                            cfg, [](const char* k) { return std::getenv(k); }, &req, &err);
   if (usable && privhelper_ && helper_request_) {
     ipc::helper::LoadAttach same = *helper_request_;
     same.watch = req.watch;
@@ -638,7 +639,8 @@ std::string Supervisor::status_json() {
       Json::Value ifs(Json::arrayValue);
       for (const auto& i : helper_stats_->interfaces) ifs.append(i);
       h["interfaces"] = ifs;
-      for (const auto& [name, c] : {std::pair{"syn_v4", helper_stats_->v4}, std::pair{"syn_v6", helper_stats_->v6}}) {
+      for (const auto& [name, c] :
+           {std::pair{"syn_v4", helper_stats_->v4}, std::pair{"syn_v6", helper_stats_->v6}}) {
         Json::Value x;
         x["captured"] = static_cast<Json::UInt64>(c.captured);
         x["malformed"] = static_cast<Json::UInt64>(c.malformed);
@@ -655,7 +657,8 @@ std::string Supervisor::status_json() {
 
 void Supervisor::refresh_stats() {
   if (privhelper_ && privhelper_->running())
-    privhelper_->request_stats([this](std::optional<ipc::helper::StatsAns> st) { helper_stats_ = std::move(st); });
+    privhelper_->request_stats(
+        [this](std::optional<ipc::helper::StatsAns> st) { helper_stats_ = std::move(st); });
   for (auto& [pid, w] : workers_) {
     if (w->state == WorkerState::kStarting) continue;
     std::string err;

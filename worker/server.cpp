@@ -110,7 +110,8 @@ void Server::Impl::accept_cb(evconnlistener*, evutil_socket_t fd, sockaddr* sa, 
   net::Http1Connection* raw = conn.get();
   if (self->syn && self->ctx.cfg->fingerprint.tcp_enabled) {
     if (auto peer = huginn::net::SocketAddress::from_sockaddr(sa, socklen)) {
-      if (auto fields = self->syn->resolve(fd, *peer, accepted_ns)) raw->fingerprints().tcp = fp::p0f_raw_sig(*fields);
+      if (auto fields = self->syn->resolve(fd, *peer, accepted_ns))
+        raw->fingerprints().tcp = fp::p0f_raw_sig(*fields);
     }
   }
   self->conns.emplace(raw, std::move(conn));

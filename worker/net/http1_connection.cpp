@@ -125,8 +125,8 @@ void Http1Connection::drain() {
   // (clients need not retry). It gets a short grace to send one, answered
   // with `Connection: close`; if none comes, the timer closes it.
   if (idle()) {
-    const uint32_t configured =
-        timer_mode_ == TimerMode::kIdle ? ctx_.cfg->timeout.proxy_idle_ms : ctx_.cfg->timeout.request_header_ms;
+    const uint32_t configured = timer_mode_ == TimerMode::kIdle ? ctx_.cfg->timeout.proxy_idle_ms
+                                                                : ctx_.cfg->timeout.request_header_ms;
     arm_client_timer(std::min(kDrainIdleGraceMs, configured));
   }
 }
