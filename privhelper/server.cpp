@@ -2,7 +2,10 @@
 
 #include <unistd.h>
 
+#include <bpf/libbpf.h>
+
 #include "common/sys/log.h"
+#include "common/sys/seccomp.h"
 
 namespace huginn::privhelper {
 
@@ -52,6 +55,9 @@ bool Server::handle(helper::Received& r) {
     }
     if (!ans.ok) HLOG_ERROR("LOAD_ATTACH failed: %s", ans.error.c_str());
     sent = helper::send_message(ctl_, ans, {}, &err);
+    // Everything that needs the file system or new sockets is done: from here
+    // on the helper only answers with bpf(2) and its channels.
+    if (sent && ans.ok && !enter_sandbox()) return false;
   } else if (auto* u = std::get_if<helper::Update>(&r.message)) {
     helper::UpdateAns ans;
     ans.ok = loader_.update(u->watch, &ans.error);
@@ -76,6 +82,20 @@ bool Server::handle(helper::Received& r) {
     HLOG_ERROR("answering %s: %s", helper::type_name(t), err.c_str());
     return false;
   }
+  return true;
+}
+
+bool Server::enter_sandbox() {
+  if (sandboxed_) return true;
+  // libbpf reads /sys/devices/system/cpu/possible once (per-CPU counters) and
+  // caches it; do that while files can still be opened.
+  if (libbpf_num_possible_cpus() <= 0) HLOG_WARN("cannot read the number of possible CPUs");
+  std::string err;
+  if (!sys::install_privhelper_sandbox(sys::sandbox_options_from_env(), &err)) {
+    HLOG_ERROR("seccomp sandbox: %s", err.c_str());
+    return false;
+  }
+  sandboxed_ = true;
   return true;
 }
 

@@ -21,11 +21,15 @@ class Server {
  private:
   // Returns false when the channel must be closed.
   bool handle(ipc::helper::Received& r);
+  // After the first successful attach: the seccomp allowlist of
+  // common/sys/seccomp.cpp (privhelper_policy). False = cannot sandbox.
+  bool enter_sandbox();
 
   int ctl_;
   ipc::helper::HelperSession session_;
   XdpLoader loader_;
   bool done_ = false;
+  bool sandboxed_ = false;
 };
 
 }  // namespace huginn::privhelper

@@ -361,6 +361,10 @@ SeccompPolicy privhelper_policy(pid_t self) {
                {{0, kAll, AF_NETLINK}, {1, kSockTypeMask, SOCK_RAW}, {2, kAll, NETLINK_ROUTE}});
   p.allow_arg_eq(SCMP_SYS(setsockopt), 1, SOL_NETLINK);
   p.allow(SCMP_SYS(bind)).allow(SCMP_SYS(getsockname));
+  // A worker's maps channel is checked (SO_TYPE, SO_DOMAIN) before a grant.
+  p.allow(SCMP_SYS(getsockopt));
+  // SHUTDOWN with detach removes the pinned link and maps and their directory.
+  p.allow(SCMP_SYS(unlink)).allow(SCMP_SYS(unlinkat)).allow(SCMP_SYS(rmdir));
 
   // Messages: netlink traffic and the SEQPACKET channel to the supervisor,
   // which carries the granted map fds (SCM_RIGHTS).
@@ -386,8 +390,9 @@ SeccompPolicy privhelper_policy(pid_t self) {
   p.allow(SCMP_SYS(getpid)).allow(SCMP_SYS(getuid)).allow(SCMP_SYS(getrandom));
   p.allow(SCMP_SYS(exit_group)).allow(SCMP_SYS(exit));
 
-  // Fail soft for files and local daemons, as for the worker. Pins are made
-  // with BPF_OBJ_PIN (a bpf command), so no file system access is needed.
+  // Fail soft for files and local daemons, as for the worker. The sandbox is
+  // entered after the first successful attach: pins already exist, and a
+  // stale-link scan of the pin directory simply finds nothing to do.
   p.deny(SCMP_SYS(open), EACCES).deny(SCMP_SYS(openat), EACCES);
   p.deny_arg_eq(SCMP_SYS(socket), 0, AF_UNIX, EACCES);
 

@@ -222,6 +222,8 @@ class XdpTest : public ::testing::TestWithParam<const char*> {
 
     const int helper_pid = h["pid"].asInt();
     ASSERT_GT(helper_pid, 0);
+    EXPECT_EQ(proc_status_field(helper_pid, "Seccomp"), "2") << "the attached helper runs under its seccomp filter";
+    EXPECT_EQ(proc_status_field(helper_pid, "CapEff"), "000000c000001000") << "CAP_NET_ADMIN, CAP_PERFMON, CAP_BPF only";
     std::atomic<bool> stop{false};
     std::atomic<int> failed{0}, with_header{0}, total{0};
     std::thread load([&] {
