@@ -6,14 +6,22 @@
 // offline from the same capture; with tcp_source = saved_syn the header
 // (from TCP_SAVED_SYN) must agree too.
 #include <gtest/gtest.h>
+#include <linux/bpf.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <regex>
 #include <sstream>
@@ -21,9 +29,13 @@
 
 #include <json/json.h>
 
+#include "bpf/syn_abi.h"
+#include "common/fingerprint/p0f.h"
 #include "tests/support/harness.h"
 #include "tests/support/netns.h"
 #include "tests/support/private_bus.h"
+#include "worker/syn/bpf_syscall.h"
+#include "worker/syn/syn_source.h"
 
 namespace huginn::testing {
 namespace {
@@ -222,8 +234,10 @@ class XdpTest : public ::testing::TestWithParam<const char*> {
 
     const int helper_pid = h["pid"].asInt();
     ASSERT_GT(helper_pid, 0);
-    EXPECT_EQ(proc_status_field(helper_pid, "Seccomp"), "2") << "the attached helper runs under its seccomp filter";
-    EXPECT_EQ(proc_status_field(helper_pid, "CapEff"), "000000c000001000") << "CAP_NET_ADMIN, CAP_PERFMON, CAP_BPF only";
+    EXPECT_EQ(proc_status_field(helper_pid, "Seccomp"), "2")
+        << "the attached helper runs under its seccomp filter";
+    EXPECT_EQ(proc_status_field(helper_pid, "CapEff"), "000000c000001000")
+        << "CAP_NET_ADMIN, CAP_PERFMON, CAP_BPF only";
     std::atomic<bool> stop{false};
     std::atomic<int> failed{0}, with_header{0}, total{0};
     std::thread load([&] {
@@ -264,6 +278,131 @@ class XdpTest : public ::testing::TestWithParam<const char*> {
 TEST_P(XdpTest, HeaderEqualsP0fAndTheOfflineRenderer) { run_and_compare("xdp", GetParam()); }
 
 INSTANTIATE_TEST_SUITE_P(Modes, XdpTest, ::testing::Values("native", "skb"));
+
+// Crafted SYNs with non-Linux layouts (Windows, macOS, every quirk, IPv6 flow
+// labels: tests/data/oracles/pcaps/crafted_syns.pcap) sent as raw frames out
+// of the client's veth end: the XDP program on the server end must record
+// each so that the renderer prints the oracle's `expect.tcp`. Only the
+// destination port is changed (to a watched one); the handshake is not
+// completed (the frames come from no socket).
+class CraftedSynTest : public XdpTest {};
+
+TEST_F(CraftedSynTest, NonLinuxLayoutsLandInTheMapsAsTheOracleExpects) {
+  const std::string cfg = dir_.write("config.toml", config("xdp", "native"));
+  Process proxy(in_server({binary_path("sbin/huginn-proxy"), "--config", cfg}), dir_.path() + "/proxy.log");
+  ASSERT_TRUE(proxy.wait_log("workers ready", 20000)) << proxy.log();
+  ASSERT_TRUE(proxy.wait_log("XDP SYN capture attached", 1000)) << proxy.log();
+
+  // Expected signatures by client port.
+  std::ifstream in(std::string(HUGINN_TEST_DATA) + "/oracles/expected.json");
+  Json::Value expected;
+  in >> expected;
+  std::map<uint16_t, std::string> want;
+  for (const auto& c : expected["cases"])
+    if (c["name"].asString() == "crafted_syns")
+      for (const auto& s : c["syns"])
+        want[static_cast<uint16_t>(s["client_port"].asUInt())] = s["expect"]["tcp"].asString();
+  ASSERT_EQ(want.size(), 30u);
+
+  struct Sent {
+    int family;
+    uint16_t sport;
+    std::array<uint8_t, 16> saddr{};
+  };
+  std::vector<Sent> sent;
+  // Classic pcap, Ethernet, little-endian (as the oracle files are written).
+  std::ifstream pf(std::string(HUGINN_TEST_DATA) + "/oracles/pcaps/crafted_syns.pcap", std::ios::binary);
+  std::vector<uint8_t> file((std::istreambuf_iterator<char>(pf)), std::istreambuf_iterator<char>());
+  ASSERT_GT(file.size(), 24u);
+  auto le32 = [&](size_t o) {
+    return static_cast<uint32_t>(file[o] | file[o + 1] << 8 | file[o + 2] << 16 |
+                                 static_cast<uint32_t>(file[o + 3]) << 24);
+  };
+  ASSERT_EQ(le32(0), 0xa1b2c3d4u) << "unexpected pcap byte order";
+  ASSERT_EQ(le32(20), 1u) << "unexpected link type";
+  std::vector<std::vector<uint8_t>> frames;
+  for (size_t off = 24; off + 16 <= file.size();) {
+    const uint32_t caplen = le32(off + 8);
+    off += 16;
+    ASSERT_LE(off + caplen, file.size());
+    std::vector<uint8_t> f(file.begin() + static_cast<std::ptrdiff_t>(off),
+                           file.begin() + static_cast<std::ptrdiff_t>(off + caplen));
+    off += caplen;
+    if (f.size() < 14 + 20) continue;
+    const uint16_t type = static_cast<uint16_t>(f[12] << 8 | f[13]);
+    size_t tcp = 0;
+    Sent s{};
+    if (type == 0x0800) {
+      tcp = 14 + (f[14] & 0x0f) * 4u;
+      s.family = 4;
+      std::copy(f.begin() + 26, f.begin() + 30, s.saddr.begin());
+    } else if (type == 0x86dd && f[14 + 6] == 6) {
+      tcp = 14 + 40;
+      s.family = 6;
+      std::copy(f.begin() + 22, f.begin() + 38, s.saddr.begin());
+    } else {
+      continue;
+    }
+    if (f.size() < tcp + 20 || (f[tcp + 13] & 0x12) != 0x02) continue;  // SYNs only
+    s.sport = static_cast<uint16_t>(f[tcp] << 8 | f[tcp + 1]);
+    f[tcp + 2] = static_cast<uint8_t>(port_ >> 8);  // a watched destination port
+    f[tcp + 3] = static_cast<uint8_t>(port_ & 0xff);
+    frames.push_back(std::move(f));
+    sent.push_back(s);
+  }
+  ASSERT_EQ(frames.size(), 30u);
+
+  bool sent_ok = in_netns(net_->client_path(), [&] {
+    sys::UniqueFd raw(socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0));
+    ASSERT_TRUE(raw.valid()) << strerror(errno);
+    sockaddr_ll sll{};
+    sll.sll_family = AF_PACKET;
+    sll.sll_ifindex = static_cast<int>(if_nametoindex(net_->client_if().c_str()));
+    sll.sll_halen = 6;
+    for (const auto& f : frames)
+      ASSERT_EQ(sendto(raw.get(), f.data(), f.size(), 0, reinterpret_cast<sockaddr*>(&sll), sizeof sll),
+                static_cast<ssize_t>(f.size()))
+          << strerror(errno);
+  });
+  ASSERT_TRUE(sent_ok);
+  std::this_thread::sleep_for(200ms);
+
+  // Read the pinned maps as root (the test is the administrator here).
+  auto obj_get = [](const std::string& path) {
+    bpf_attr a{};
+    a.pathname = reinterpret_cast<uint64_t>(path.c_str());
+    a.file_flags = BPF_F_RDONLY;
+    return sys::UniqueFd(static_cast<int>(syscall(__NR_bpf, BPF_OBJ_GET, &a, sizeof a)));
+  };
+  sys::UniqueFd v4 = obj_get(pins_->path() + "/" HUGINN_MAP_SYN_V4);
+  sys::UniqueFd v6 = obj_get(pins_->path() + "/" HUGINN_MAP_SYN_V6);
+  ASSERT_TRUE(v4.valid() && v6.valid()) << "pinned maps under " << pins_->path();
+  int checked = 0;
+  for (const auto& s : sent) {
+    std::optional<fp::SynFields> fields;
+    if (s.family == 4) {
+      huginn_syn_key_v4 k{};
+      k.family = HUGINN_FAMILY_V4;
+      k.sport = htons(s.sport);
+      std::memcpy(&k.saddr, s.saddr.data(), 4);
+      huginn_syn_value_v4 v{};
+      if (worker::syn::bpf_map_lookup(v4.get(), &k, &v) == 0) fields = worker::syn::syn_fields_from_record(v);
+    } else {
+      huginn_syn_key_v6 k{};
+      k.family = HUGINN_FAMILY_V6;
+      k.sport = htons(s.sport);
+      std::memcpy(k.saddr, s.saddr.data(), 16);
+      huginn_syn_value_v6 v{};
+      if (worker::syn::bpf_map_lookup(v6.get(), &k, &v) == 0) fields = worker::syn::syn_fields_from_record(v);
+    }
+    ASSERT_TRUE(fields.has_value()) << "no map entry for client port " << s.sport;
+    EXPECT_EQ(fp::p0f_raw_sig(*fields), want[s.sport]) << "client port " << s.sport;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 30);
+  proxy.signal(SIGTERM);
+  EXPECT_NE(proxy.wait_exit(20000), -1);
+}
 
 class SavedSynTest : public XdpTest {};
 
