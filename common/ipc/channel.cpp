@@ -17,93 +17,23 @@ bool make_channel(sys::UniqueFd* a, sys::UniqueFd* b) {
 }
 
 bool send_message(int fd, const Message& m, const std::vector<int>& fds, std::string* error) {
-  if (fds.size() > kMaxFds) {
-    *error = "too many descriptors";
-    return false;
-  }
-  const std::vector<uint8_t> bytes = encode(m);
-  iovec iov{const_cast<uint8_t*>(bytes.data()), bytes.size()};
-  msghdr mh{};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * kMaxFds)];
-  if (!fds.empty()) {
-    std::memset(cbuf, 0, sizeof cbuf);
-    mh.msg_control = cbuf;
-    mh.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
-    cmsghdr* c = CMSG_FIRSTHDR(&mh);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
-  }
-  for (;;) {
-    ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
-    if (n == static_cast<ssize_t>(bytes.size())) return true;
-    if (n < 0 && errno == EINTR) continue;
-    *error = n < 0 ? std::string("sendmsg: ") + std::strerror(errno) : "short sendmsg";
-    return false;
-  }
+  return wire::send_datagram(fd, encode(m), fds, kMaxFds, error);
 }
 
 Received receive_message(int fd) {
   Received r;
-  std::vector<uint8_t> buf(kMaxDatagram + 1);
-  iovec iov{buf.data(), buf.size()};
-  msghdr mh{};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * kMaxFds)];
-  mh.msg_control = cbuf;
-  mh.msg_controllen = sizeof cbuf;
-  ssize_t n;
-  do {
-    n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      r.status = RecvStatus::kAgain;
-      return r;
-    }
-    r.error = std::string("recvmsg: ") + std::strerror(errno);
+  wire::Datagram d = wire::receive_datagram(fd, kMaxDatagram, kMaxFds);
+  r.status = d.status;
+  r.error = std::move(d.error);
+  if (d.status != RecvStatus::kMessage) return r;
+  DecodeResult m = decode(d.bytes.data(), d.bytes.size(), d.fds.size());
+  if (!m.ok) {  // the descriptors in `d` are closed on return
+    r.status = RecvStatus::kError;
+    r.error = m.error;
     return r;
   }
-  // Take ownership of every descriptor first, so that any rejection closes them.
-  bool bad_cmsg = false;
-  for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-      const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (size_t i = 0; i < count; ++i) {
-        int rfd;
-        std::memcpy(&rfd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-        r.fds.emplace_back(rfd);
-      }
-    } else {
-      bad_cmsg = true;
-    }
-  }
-  if (n == 0 && r.fds.empty()) {
-    r.status = RecvStatus::kClosed;
-    return r;
-  }
-  if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
-    r.error = "truncated datagram or control data";
-    r.fds.clear();
-    return r;
-  }
-  if (bad_cmsg) {
-    r.error = "unexpected control message";
-    r.fds.clear();
-    return r;
-  }
-  DecodeResult d = decode(buf.data(), static_cast<size_t>(n), r.fds.size());
-  if (!d.ok) {
-    r.error = d.error;
-    r.fds.clear();
-    return r;
-  }
-  r.message = std::move(d.message);
-  r.status = RecvStatus::kMessage;
+  r.message = std::move(m.message);
+  r.fds = std::move(d.fds);
   return r;
 }
 

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "common/ipc/protocol.h"
+#include "common/ipc/wire.h"
 #include "common/sys/unique_fd.h"
 
 namespace huginn::ipc {
@@ -15,8 +16,6 @@ bool make_channel(sys::UniqueFd* a, sys::UniqueFd* b);
 // Sends `m` (with `fds`, borrowed) as one datagram. Retries EINTR. Returns
 // false with `*error` set on failure (including EAGAIN on a non-blocking fd).
 bool send_message(int fd, const Message& m, const std::vector<int>& fds, std::string* error);
-
-enum class RecvStatus { kMessage, kClosed, kAgain, kError };
 
 struct Received {
   RecvStatus status = RecvStatus::kError;

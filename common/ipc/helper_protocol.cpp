@@ -1,5 +1,7 @@
 #include "common/ipc/helper_protocol.h"
 
+#include "common/ipc/wire.h"
+
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -10,98 +12,8 @@
 namespace huginn::ipc::helper {
 namespace {
 
-class Writer {
- public:
-  void u8(uint8_t v) { buf_.push_back(v); }
-  void u16(uint16_t v) {
-    for (int i = 0; i < 2; ++i) buf_.push_back(static_cast<uint8_t>(v >> (8 * i)));
-  }
-  void u32(uint32_t v) {
-    for (int i = 0; i < 4; ++i) buf_.push_back(static_cast<uint8_t>(v >> (8 * i)));
-  }
-  void u64(uint64_t v) {
-    for (int i = 0; i < 8; ++i) buf_.push_back(static_cast<uint8_t>(v >> (8 * i)));
-  }
-  void bytes(const uint8_t* p, size_t n) { buf_.insert(buf_.end(), p, p + n); }
-  void str(const std::string& s, size_t cap) {
-    const size_t n = std::min(s.size(), cap);
-    u16(static_cast<uint16_t>(n));
-    buf_.insert(buf_.end(), s.begin(), s.begin() + static_cast<std::ptrdiff_t>(n));
-  }
-  void strs(const std::vector<std::string>& v, size_t max_count, size_t cap) {
-    const size_t n = std::min(v.size(), max_count);
-    u16(static_cast<uint16_t>(n));
-    for (size_t i = 0; i < n; ++i) str(v[i], cap);
-  }
-  std::vector<uint8_t>& buf() { return buf_; }
-
- private:
-  std::vector<uint8_t> buf_;
-};
-
-// Bounds-checked reader: after the first failure every read fails.
-class Reader {
- public:
-  Reader(const uint8_t* p, size_t n) : p_(p), n_(n) {}
-  bool u8(uint8_t* v) { return get(v, 1); }
-  bool u16(uint16_t* v) { return get(v, 2); }
-  bool u32(uint32_t* v) { return get(v, 4); }
-  bool u64(uint64_t* v) { return get(v, 8); }
-  bool bytes(uint8_t* out, size_t n) {
-    if (!ok_ || n_ - off_ < n) return fail();
-    std::memcpy(out, p_ + off_, n);
-    off_ += n;
-    return true;
-  }
-  bool boolean(bool* b) {
-    uint8_t v = 0;
-    if (!u8(&v)) return false;
-    if (v > 1) return fail();
-    *b = v == 1;
-    return true;
-  }
-  bool str(std::string* s, size_t cap) {
-    uint16_t n = 0;
-    if (!u16(&n)) return false;
-    if (n > cap || n > n_ - off_) return fail();
-    s->assign(reinterpret_cast<const char*>(p_ + off_), n);
-    off_ += n;
-    return true;
-  }
-  // Each string takes at least its 2-byte length prefix: the count is capped
-  // by the bytes left before anything is allocated.
-  bool strs(std::vector<std::string>* v, size_t max_count, size_t cap) {
-    uint16_t n = 0;
-    if (!u16(&n)) return false;
-    if (n > max_count || n > (n_ - off_) / 2) return fail();
-    v->resize(n);
-    for (auto& s : *v)
-      if (!str(&s, cap)) return false;
-    return true;
-  }
-  bool done() const { return ok_ && off_ == n_; }
-  bool ok() const { return ok_; }
-  size_t remaining() const { return n_ - off_; }
-  bool fail() {
-    ok_ = false;
-    return false;
-  }
-
- private:
-  template <typename T>
-  bool get(T* v, size_t size) {
-    if (!ok_ || n_ - off_ < size) return fail();
-    T x = 0;
-    for (size_t i = 0; i < size; ++i) x |= static_cast<T>(static_cast<T>(p_[off_ + i]) << (8 * i));
-    *v = x;
-    off_ += size;
-    return true;
-  }
-  const uint8_t* p_;
-  size_t n_;
-  size_t off_ = 0;
-  bool ok_ = true;
-};
+using wire::Reader;
+using wire::Writer;
 
 constexpr size_t kManifestEntrySize = 2 + 5 * 4;
 
@@ -551,88 +463,23 @@ bool send_message(int fd, const Message& m, const std::vector<int>& fds, std::st
     *error = std::string("wrong descriptor count for ") + type_name(type_of(m));
     return false;
   }
-  const std::vector<uint8_t> bytes = encode(m);
-  iovec iov{const_cast<uint8_t*>(bytes.data()), bytes.size()};
-  msghdr mh{};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * kMaxGrantMaps)];
-  if (!fds.empty()) {
-    std::memset(cbuf, 0, sizeof cbuf);
-    mh.msg_control = cbuf;
-    mh.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
-    cmsghdr* c = CMSG_FIRSTHDR(&mh);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
-  }
-  for (;;) {
-    const ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
-    if (n == static_cast<ssize_t>(bytes.size())) return true;
-    if (n < 0 && errno == EINTR) continue;
-    *error = n < 0 ? std::string("sendmsg: ") + std::strerror(errno) : "short sendmsg";
-    return false;
-  }
+  return wire::send_datagram(fd, encode(m), fds, kMaxGrantMaps, error);
 }
 
 Received receive_message(int fd) {
   Received r;
-  std::vector<uint8_t> buf(kHelperMaxDatagram + 1);
-  iovec iov{buf.data(), buf.size()};
-  msghdr mh{};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * kMaxGrantMaps)];
-  mh.msg_control = cbuf;
-  mh.msg_controllen = sizeof cbuf;
-  ssize_t n;
-  do {
-    n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      r.status = RecvStatus::kAgain;
-      return r;
-    }
-    r.error = std::string("recvmsg: ") + std::strerror(errno);
+  wire::Datagram d = wire::receive_datagram(fd, kHelperMaxDatagram, kMaxGrantMaps);
+  r.status = d.status;
+  r.error = std::move(d.error);
+  if (d.status != RecvStatus::kMessage) return r;
+  DecodeResult m = decode(d.bytes.data(), d.bytes.size(), d.fds.size());
+  if (!m.ok) {  // the descriptors in `d` are closed on return
+    r.status = RecvStatus::kError;
+    r.error = m.error;
     return r;
   }
-  bool bad_cmsg = false;
-  for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-      const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (size_t i = 0; i < count; ++i) {
-        int rfd;
-        std::memcpy(&rfd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-        r.fds.emplace_back(rfd);
-      }
-    } else {
-      bad_cmsg = true;
-    }
-  }
-  if (n == 0 && r.fds.empty()) {
-    r.status = RecvStatus::kClosed;
-    return r;
-  }
-  if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
-    r.error = "truncated datagram or control data";
-    r.fds.clear();
-    return r;
-  }
-  if (bad_cmsg) {
-    r.error = "unexpected control message";
-    r.fds.clear();
-    return r;
-  }
-  DecodeResult d = decode(buf.data(), static_cast<size_t>(n), r.fds.size());
-  if (!d.ok) {
-    r.error = d.error;
-    r.fds.clear();
-    return r;
-  }
-  r.message = std::move(d.message);
-  r.status = RecvStatus::kMessage;
+  r.message = std::move(m.message);
+  r.fds = std::move(d.fds);
   return r;
 }
 

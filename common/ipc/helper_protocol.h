@@ -55,6 +55,7 @@
 #include <variant>
 #include <vector>
 
+#include "common/ipc/wire.h"
 #include "common/sys/unique_fd.h"
 
 namespace huginn::ipc::helper {
@@ -261,7 +262,7 @@ class SupervisorSession {
 // Sends `m` with `fds` (borrowed; count must equal fds_required(m)).
 bool send_message(int fd, const Message& m, const std::vector<int>& fds, std::string* error);
 
-enum class RecvStatus { kMessage, kClosed, kAgain, kError };
+using ipc::RecvStatus;  // common/ipc/wire.h
 
 struct Received {
   RecvStatus status = RecvStatus::kError;

@@ -1,73 +1,15 @@
 #include "common/ipc/protocol.h"
 
+#include "common/ipc/wire.h"
+
 #include <cstring>
 #include <type_traits>
 
 namespace huginn::ipc {
 namespace {
 
-class Writer {
- public:
-  void u8(uint8_t v) { buf_.push_back(v); }
-  void u16(uint16_t v) {
-    for (int i = 0; i < 2; ++i) buf_.push_back(static_cast<uint8_t>(v >> (8 * i)));
-  }
-  void u32(uint32_t v) {
-    for (int i = 0; i < 4; ++i) buf_.push_back(static_cast<uint8_t>(v >> (8 * i)));
-  }
-  void u64(uint64_t v) {
-    for (int i = 0; i < 8; ++i) buf_.push_back(static_cast<uint8_t>(v >> (8 * i)));
-  }
-  void str(const std::string& s) {
-    const size_t n = s.size() > kMaxString ? kMaxString : s.size();
-    u16(static_cast<uint16_t>(n));
-    buf_.insert(buf_.end(), s.begin(), s.begin() + static_cast<std::ptrdiff_t>(n));
-  }
-  std::vector<uint8_t>& buf() { return buf_; }
-
- private:
-  std::vector<uint8_t> buf_;
-};
-
-// Bounds-checked reader: after the first failure every read fails.
-class Reader {
- public:
-  Reader(const uint8_t* p, size_t n) : p_(p), n_(n) {}
-  bool u8(uint8_t* v) { return get(v, 1); }
-  bool u16(uint16_t* v) { return get(v, 2); }
-  bool u32(uint32_t* v) { return get(v, 4); }
-  bool u64(uint64_t* v) { return get(v, 8); }
-  bool str(std::string* s) {
-    uint16_t n = 0;
-    if (!u16(&n)) return false;
-    if (n > kMaxString || n > n_ - off_) return fail();
-    s->assign(reinterpret_cast<const char*>(p_ + off_), n);
-    off_ += n;
-    return true;
-  }
-  bool done() const { return ok_ && off_ == n_; }
-  bool ok() const { return ok_; }
-  size_t remaining() const { return n_ - off_; }
-
- private:
-  template <typename T>
-  bool get(T* v, size_t size) {
-    if (!ok_ || n_ - off_ < size) return fail();
-    std::make_unsigned_t<T> x = 0;
-    for (size_t i = 0; i < size; ++i) x |= static_cast<std::make_unsigned_t<T>>(p_[off_ + i]) << (8 * i);
-    *v = x;
-    off_ += size;
-    return true;
-  }
-  bool fail() {
-    ok_ = false;
-    return false;
-  }
-  const uint8_t* p_;
-  size_t n_;
-  size_t off_ = 0;
-  bool ok_ = true;
-};
+using wire::Reader;
+using wire::Writer;
 
 // Each entry of LISTENERS takes at least 4 + 1 + 2 bytes on the wire.
 constexpr size_t kMinListenerEntry = 7;
@@ -119,7 +61,7 @@ std::vector<uint8_t> encode(const Message& m) {
           for (const auto& e : msg.entries) {
             w.u32(e.id);
             w.u8(e.tls ? 1 : 0);
-            w.str(e.address);
+            w.str(e.address, kMaxString);
           }
         } else if constexpr (std::is_same_v<T, Ready>) {
           w.u32(msg.generation);
@@ -185,7 +127,7 @@ DecodeResult decode(const uint8_t* data, size_t len, size_t nfds) {
         uint8_t tls = 0;
         p.u32(&e.id);
         p.u8(&tls);
-        p.str(&e.address);
+        p.str(&e.address, kMaxString);
         if (tls > 1) return fail("bad tls flag");
         e.tls = tls == 1;
       }

@@ -19,15 +19,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-Json::Value parse_json(const std::string& s) {
-  Json::Value v;
-  Json::CharReaderBuilder b;
-  std::string errs;
-  std::unique_ptr<Json::CharReader> r(b.newCharReader());
-  r->parse(s.data(), s.data() + s.size(), &v, &errs);
-  return v;
-}
-
 class ControlTest : public ::testing::Test {
  protected:
   void SetUp() override {

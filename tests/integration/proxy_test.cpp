@@ -22,15 +22,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-Json::Value parse_json(const std::string& s) {
-  Json::Value v;
-  Json::CharReaderBuilder b;
-  std::string errs;
-  std::unique_ptr<Json::CharReader> r(b.newCharReader());
-  r->parse(s.data(), s.data() + s.size(), &v, &errs);
-  return v;
-}
-
 uint64_t pattern_fnv(uint64_t n) {
   uint64_t h = kFnvInit;
   char buf[65536];
@@ -306,7 +297,8 @@ TEST_F(ProxyTest, WorkersRunUnprivilegedWithNoCapabilities) {
     for (const char* set : {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"})
       EXPECT_EQ(proc_status_field(pid, set), "0000000000000000") << set << " of worker " << pid;
     EXPECT_EQ(proc_status_field(pid, "NoNewPrivs"), "1");
-    EXPECT_EQ(proc_status_field(pid, "Seccomp"), "2") << "worker " << pid << " runs without its seccomp filter";
+    EXPECT_EQ(proc_status_field(pid, "Seccomp"), "2")
+        << "worker " << pid << " runs without its seccomp filter";
   }
   EXPECT_EQ(http_request(port_, "GET", "/", "w.test").status, 200);
 }
@@ -337,8 +329,8 @@ TEST_F(ProxyTest, AKilledWorkerIsReplacedAndServiceContinues) {
 // within a second.
 TEST_F(ProxyTest, KillingAWorkerUnderLoadLosesOnlyItsInFlightRequests) {
   Backend be;
-  start(head(2) + backend_block(be.address()) + "[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" +
-        be.address() + "\"\n");
+  start(head(2) + backend_block(be.address()) +
+        "[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" + be.address() + "\"\n");
   constexpr int kClients = 6;
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> ok{0}, failed{0};
@@ -379,7 +371,8 @@ TEST_F(ProxyTest, KillingAWorkerUnderLoadLosesOnlyItsInFlightRequests) {
   stop = true;
   for (auto& c : clients) c.join();
   EXPECT_GT(ok.load(), 100u);
-  EXPECT_LE(failed.load(), static_cast<uint64_t>(kClients)) << "more failures than connections the worker held";
+  EXPECT_LE(failed.load(), static_cast<uint64_t>(kClients))
+      << "more failures than connections the worker held";
   for (int i = 0; i < 5; ++i) EXPECT_EQ(http_request(port_, "GET", "/", "k.test").status, 200);
 }
 

@@ -21,12 +21,7 @@ namespace {
 using namespace std::chrono_literals;
 
 std::string backend_name(const HttpResponse& r) {
-  Json::Value v;
-  Json::CharReaderBuilder b;
-  std::string errs;
-  std::unique_ptr<Json::CharReader> rd(b.newCharReader());
-  rd->parse(r.body.data(), r.body.data() + r.body.size(), &v, &errs);
-  return v["headers"]["x-backend"].asString();
+  return parse_json(r.body)["headers"]["x-backend"].asString();
 }
 
 class ReloadTest : public ::testing::Test {

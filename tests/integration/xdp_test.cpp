@@ -42,15 +42,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-Json::Value parse_json(const std::string& s) {
-  Json::Value v;
-  Json::CharReaderBuilder b;
-  std::string errs;
-  std::unique_ptr<Json::CharReader> r(b.newCharReader());
-  r->parse(s.data(), s.data() + s.size(), &v, &errs);
-  return v;
-}
-
 std::string missing_tool() {
   for (const char* t : {"/usr/bin/nsenter", "/usr/bin/curl", "/usr/bin/tcpdump", "/usr/sbin/p0f"})
     if (access(t, X_OK) != 0) return t;

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -181,6 +182,15 @@ int run_command(const std::vector<std::string>& argv, std::string* output, int t
   }
   unlink(tmpl);
   return rc;
+}
+
+Json::Value parse_json(const std::string& text) {
+  Json::Value v;
+  Json::CharReaderBuilder b;
+  std::string errs;
+  std::unique_ptr<Json::CharReader> r(b.newCharReader());
+  if (!r->parse(text.data(), text.data() + text.size(), &v, &errs)) return Json::Value();
+  return v;
 }
 
 std::vector<pid_t> children_of(pid_t pid) {

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <json/json.h>
+
 namespace huginn::testing {
 
 class TempDir {
@@ -53,6 +55,9 @@ class Process {
   int exit_status_cache_ = 0;
   std::string log_path_;
 };
+
+// Parses a JSON document (an echo-backend body, a status document); null on error.
+Json::Value parse_json(const std::string& text);
 
 // Runs a command to completion; returns exit code (or -1) and captures output.
 int run_command(const std::vector<std::string>& argv, std::string* output, int timeout_ms = 30000);
