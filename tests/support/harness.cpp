@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -102,8 +103,12 @@ Process::Process(const std::vector<std::string>& argv, const std::string& log_pa
   for (auto& s : argv_copy) args.push_back(s.data());
   args.push_back(nullptr);
   int logfd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const pid_t parent = getpid();
   pid_ = fork();
   if (pid_ == 0) {
+    // If the test binary dies (crash, ctest timeout), so does everything it started.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
     dup2(logfd, 1);
     dup2(logfd, 2);
     int devnull = open("/dev/null", O_RDONLY);
