@@ -21,20 +21,7 @@ bool send_message(int fd, const Message& m, const std::vector<int>& fds, std::st
 }
 
 Received receive_message(int fd) {
-  Received r;
-  wire::Datagram d = wire::receive_datagram(fd, kMaxDatagram, kMaxFds);
-  r.status = d.status;
-  r.error = std::move(d.error);
-  if (d.status != RecvStatus::kMessage) return r;
-  DecodeResult m = decode(d.bytes.data(), d.bytes.size(), d.fds.size());
-  if (!m.ok) {  // the descriptors in `d` are closed on return
-    r.status = RecvStatus::kError;
-    r.error = m.error;
-    return r;
-  }
-  r.message = std::move(m.message);
-  r.fds = std::move(d.fds);
-  return r;
+  return wire::receive_decoded<Received>(fd, kMaxDatagram, kMaxFds, decode);
 }
 
 bool is_listening_tcp_socket(int fd, int family, std::string* error) {

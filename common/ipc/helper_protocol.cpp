@@ -158,9 +158,7 @@ bool valid_pin_path(const std::string& path) {
 
 std::vector<uint8_t> encode(const Message& m) {
   Writer w;
-  w.u16(kHelperVersion);
-  w.u16(static_cast<uint16_t>(type_of(m)));
-  w.u32(0);  // length, patched below
+  w.begin(kHelperVersion, static_cast<uint16_t>(type_of(m)));
   std::visit(
       [&w](const auto& msg) {
         using T = std::decay_t<decltype(msg)>;
@@ -218,10 +216,7 @@ std::vector<uint8_t> encode(const Message& m) {
         }
       },
       m);
-  auto& b = w.buf();
-  const auto len = static_cast<uint32_t>(b.size() - kHeaderSize);
-  for (int i = 0; i < 4; ++i) b[4 + i] = static_cast<uint8_t>(len >> (8 * i));
-  return std::move(b);
+  return w.finish();
 }
 
 DecodeResult decode(const uint8_t* data, size_t len, size_t nfds) {
@@ -231,20 +226,12 @@ DecodeResult decode(const uint8_t* data, size_t len, size_t nfds) {
     r.error = std::move(why);
     return r;
   };
-  if (len < kHeaderSize) return fail("short datagram (" + std::to_string(len) + " bytes)");
-  if (len > kHelperMaxDatagram) return fail("datagram too large");
-  Reader h(data, kHeaderSize);
-  uint16_t version = 0, type = 0;
-  uint32_t plen = 0;
-  h.u16(&version);
-  h.u16(&type);
-  h.u32(&plen);
-  if (version != kHelperVersion)
-    return fail("helper protocol version " + std::to_string(version) + ", expected " +
-                std::to_string(kHelperVersion));
-  if (plen > kHelperMaxPayload) return fail("payload length " + std::to_string(plen) + " over limit");
-  if (plen != len - kHeaderSize) return fail("payload length mismatch");
-  Reader p(data + kHeaderSize, plen);
+  wire::Frame f;
+  if (std::string why = wire::parse_frame(data, len, kHelperVersion, "helper ", kHelperMaxPayload, &f);
+      !why.empty())
+    return fail(why);
+  const uint16_t type = f.type;
+  Reader p(f.payload, f.payload_len);
   const auto t = static_cast<MsgType>(type);
   const bool fd_message = t == MsgType::kWorkerGrant || t == MsgType::kMapsGrant;
   if (!fd_message && nfds != 0) return fail("unexpected file descriptors");
@@ -467,20 +454,7 @@ bool send_message(int fd, const Message& m, const std::vector<int>& fds, std::st
 }
 
 Received receive_message(int fd) {
-  Received r;
-  wire::Datagram d = wire::receive_datagram(fd, kHelperMaxDatagram, kMaxGrantMaps);
-  r.status = d.status;
-  r.error = std::move(d.error);
-  if (d.status != RecvStatus::kMessage) return r;
-  DecodeResult m = decode(d.bytes.data(), d.bytes.size(), d.fds.size());
-  if (!m.ok) {  // the descriptors in `d` are closed on return
-    r.status = RecvStatus::kError;
-    r.error = m.error;
-    return r;
-  }
-  r.message = std::move(m.message);
-  r.fds = std::move(d.fds);
-  return r;
+  return wire::receive_decoded<Received>(fd, kHelperMaxDatagram, kMaxGrantMaps, decode);
 }
 
 }  // namespace huginn::ipc::helper

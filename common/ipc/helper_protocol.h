@@ -61,7 +61,7 @@
 namespace huginn::ipc::helper {
 
 inline constexpr uint16_t kHelperVersion = 1;
-inline constexpr size_t kHeaderSize = 8;
+inline constexpr size_t kHeaderSize = wire::kFrameHeaderSize;
 inline constexpr size_t kHelperMaxPayload = 8 * 1024;
 inline constexpr size_t kHelperMaxDatagram = kHeaderSize + kHelperMaxPayload;
 inline constexpr size_t kMaxIfaces = 16;

@@ -45,9 +45,7 @@ const char* type_name(MsgType t) {
 
 std::vector<uint8_t> encode(const Message& m) {
   Writer w;
-  w.u16(kVersion);
-  w.u16(static_cast<uint16_t>(type_of(m)));
-  w.u32(0);  // length, patched below
+  w.begin(kVersion, static_cast<uint16_t>(type_of(m)));
   std::visit(
       [&w](const auto& msg) {
         using T = std::decay_t<decltype(msg)>;
@@ -75,10 +73,7 @@ std::vector<uint8_t> encode(const Message& m) {
         }
       },
       m);
-  auto& b = w.buf();
-  const uint32_t len = static_cast<uint32_t>(b.size() - kHeaderSize);
-  for (int i = 0; i < 4; ++i) b[4 + i] = static_cast<uint8_t>(len >> (8 * i));
-  return std::move(b);
+  return w.finish();
 }
 
 DecodeResult decode(const uint8_t* data, size_t len, size_t nfds) {
@@ -88,19 +83,11 @@ DecodeResult decode(const uint8_t* data, size_t len, size_t nfds) {
     r.error = std::move(why);
     return r;
   };
-  if (len < kHeaderSize) return fail("short datagram (" + std::to_string(len) + " bytes)");
-  if (len > kMaxDatagram) return fail("datagram too large");
-  Reader h(data, kHeaderSize);
-  uint16_t version = 0, type = 0;
-  uint32_t plen = 0;
-  h.u16(&version);
-  h.u16(&type);
-  h.u32(&plen);
-  if (version != kVersion)
-    return fail("protocol version " + std::to_string(version) + ", expected " + std::to_string(kVersion));
-  if (plen > kMaxPayload) return fail("payload length " + std::to_string(plen) + " over limit");
-  if (plen != len - kHeaderSize) return fail("payload length mismatch");
-  Reader p(data + kHeaderSize, plen);
+  wire::Frame f;
+  if (std::string why = wire::parse_frame(data, len, kVersion, "", kMaxPayload, &f); !why.empty())
+    return fail(why);
+  const uint16_t type = f.type;
+  Reader p(f.payload, f.payload_len);
   const auto t = static_cast<MsgType>(type);
   if (t != MsgType::kListeners && nfds != 0) return fail("unexpected file descriptors");
   switch (t) {

@@ -35,10 +35,12 @@
 #include <variant>
 #include <vector>
 
+#include "common/ipc/wire.h"
+
 namespace huginn::ipc {
 
 inline constexpr uint16_t kVersion = 1;
-inline constexpr size_t kHeaderSize = 8;
+inline constexpr size_t kHeaderSize = wire::kFrameHeaderSize;
 inline constexpr size_t kMaxPayload = 64 * 1024;
 inline constexpr size_t kMaxDatagram = kHeaderSize + kMaxPayload;
 inline constexpr size_t kMaxString = 1024;

@@ -6,6 +6,26 @@
 
 namespace huginn::ipc::wire {
 
+std::string parse_frame(const uint8_t* data, size_t len, uint16_t version, const char* protocol,
+                        size_t max_payload, Frame* out) {
+  if (len < kFrameHeaderSize) return "short datagram (" + std::to_string(len) + " bytes)";
+  if (len > kFrameHeaderSize + max_payload) return "datagram too large";
+  Reader h(data, kFrameHeaderSize);
+  uint16_t got_version = 0;
+  uint32_t plen = 0;
+  h.u16(&got_version);
+  h.u16(&out->type);
+  h.u32(&plen);
+  if (got_version != version)
+    return std::string(protocol) + "protocol version " + std::to_string(got_version) + ", expected " +
+           std::to_string(version);
+  if (plen > max_payload) return "payload length " + std::to_string(plen) + " over limit";
+  if (plen != len - kFrameHeaderSize) return "payload length mismatch";
+  out->payload = data + kFrameHeaderSize;
+  out->payload_len = plen;
+  return {};
+}
+
 bool send_datagram(int fd, const std::vector<uint8_t>& bytes, const std::vector<int>& fds, size_t max_fds,
                    std::string* error) {
   if (fds.size() > max_fds) {

@@ -22,8 +22,22 @@ enum class RecvStatus { kMessage, kClosed, kAgain, kError };
 
 namespace wire {
 
+// Every datagram starts with {u16 version, u16 type, u32 payload length}.
+inline constexpr size_t kFrameHeaderSize = 8;
+
 class Writer {
  public:
+  // Starts a framed message; finish() fills in the payload length.
+  void begin(uint16_t version, uint16_t type) {
+    u16(version);
+    u16(type);
+    u32(0);
+  }
+  std::vector<uint8_t> finish() {
+    const auto len = static_cast<uint32_t>(buf_.size() - kFrameHeaderSize);
+    for (int i = 0; i < 4; ++i) buf_[4 + i] = static_cast<uint8_t>(len >> (8 * i));
+    return std::move(buf_);
+  }
   void u8(uint8_t v) { buf_.push_back(v); }
   void u16(uint16_t v) { put(v, 2); }
   void u32(uint32_t v) { put(v, 4); }
@@ -111,6 +125,18 @@ class Reader {
   bool ok_ = true;
 };
 
+struct Frame {
+  uint16_t type = 0;
+  const uint8_t* payload = nullptr;
+  size_t payload_len = 0;
+};
+
+// Checks the frame header of one received datagram: size, `version`
+// (`protocol` names it in the message), payload length <= `max_payload` and
+// equal to what arrived. Returns "" and fills `*out`, or the reason.
+std::string parse_frame(const uint8_t* data, size_t len, uint16_t version, const char* protocol,
+                        size_t max_payload, Frame* out);
+
 // Sends `bytes` as one datagram with `fds` (borrowed; at most `max_fds`).
 // Retries EINTR; false with `*error` set otherwise (EAGAIN included).
 bool send_datagram(int fd, const std::vector<uint8_t>& bytes, const std::vector<int>& fds, size_t max_fds,
@@ -128,6 +154,27 @@ struct Datagram {
 // and non-SCM_RIGHTS control messages are errors; on any error every
 // received descriptor is closed.
 Datagram receive_datagram(int fd, size_t max_bytes, size_t max_fds);
+
+// receive_datagram + `decode(bytes, len, nfds)` (a protocol's pure decoder,
+// returning {ok, message, error}) into that protocol's Received type; the
+// descriptors are kept only when the message decoded.
+template <typename Received, typename Decode>
+Received receive_decoded(int fd, size_t max_bytes, size_t max_fds, Decode decode) {
+  Received r;
+  Datagram d = receive_datagram(fd, max_bytes, max_fds);
+  r.status = d.status;
+  r.error = std::move(d.error);
+  if (d.status != RecvStatus::kMessage) return r;
+  auto m = decode(d.bytes.data(), d.bytes.size(), d.fds.size());
+  if (!m.ok) {  // the descriptors in `d` are closed on return
+    r.status = RecvStatus::kError;
+    r.error = m.error;
+    return r;
+  }
+  r.message = std::move(m.message);
+  r.fds = std::move(d.fds);
+  return r;
+}
 
 }  // namespace wire
 }  // namespace huginn::ipc
