@@ -18,6 +18,8 @@ PKGS=(
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   curl nghttp2-client openssl iproute2 tcpdump p0f python3 python3-h2 wrk strace
   dbus dbus-daemon mandoc
+  # packaging: cpack DEB with dpkg-shlibdeps (needs `file`), nspawn for the boot test
+  dpkg-dev file systemd-container procps man-db
 )
 
 missing=()

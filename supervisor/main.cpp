@@ -16,6 +16,7 @@
 #include "common/sys/privileges.h"
 #include "supervisor/spawn.h"
 #include "supervisor/supervisor.h"
+#include "supervisor/tls_options_check.h"
 
 namespace {
 
@@ -69,6 +70,13 @@ int main(int argc, char** argv) {
   }
 
   auto loaded = config::load_file(config_path);
+  // Beyond the loader: [tls.options] names against OpenSSL (a configuration
+  // error, status 1) and, for --check-config, the certificate/key/CA files
+  // (at start-up the supervisor reads those after binding; failure is 2).
+  if (auto* ok = std::get_if<std::shared_ptr<const config::Config>>(&loaded)) {
+    auto more = check ? supervisor::check_tls_config(**ok) : supervisor::check_tls_options(**ok);
+    if (!more.empty()) loaded = std::move(more);
+  }
   if (auto* errs = std::get_if<std::vector<config::ConfigError>>(&loaded)) {
     for (const auto& e : *errs) std::fprintf(stderr, "%s\n", e.to_string().c_str());
     std::fprintf(stderr, "huginn-proxy: %zu configuration error%s in %s\n", errs->size(),
@@ -100,6 +108,11 @@ int main(int argc, char** argv) {
     }
     if (ids.uid == 0) {
       HLOG_ERROR("`user = \"%s\"` is uid 0; workers must run unprivileged", cfg->user.c_str());
+      return 2;
+    }
+    // Keep only what the supervisor and its children need (DESIGN.md).
+    if (!sys::restrict_supervisor_capabilities(&err)) {
+      HLOG_ERROR("restricting the supervisor's capabilities: %s", err.c_str());
       return 2;
     }
   }

@@ -81,9 +81,9 @@ bool load_request_from_config(const config::Config& cfg,
   r.max_entries = e.syn_map_max_entries;
   r.watch.ports = e.ports;
   if (r.watch.ports.empty()) {
-    for (const auto& a : cfg.listen.addrs)
-      if (std::find(r.watch.ports.begin(), r.watch.ports.end(), a.port()) == r.watch.ports.end())
-        r.watch.ports.push_back(a.port());
+    for (const auto& l : cfg.listeners())
+      if (std::find(r.watch.ports.begin(), r.watch.ports.end(), l.address.port()) == r.watch.ports.end())
+        r.watch.ports.push_back(l.address.port());
   }
   if (e.dst_ipv4 && !set_dst_v4(*e.dst_ipv4, &r.watch)) {
     *error = "ebpf.dst_ipv4: not an IPv4 address";

@@ -18,8 +18,10 @@
 #include "common/config/loader.h"
 #include "common/ipc/channel.h"
 #include "common/sys/log.h"
+#include "common/sys/memfd.h"
 #include "supervisor/dbus_service.h"
 #include "supervisor/sd_notify.h"
+#include "supervisor/tls_options_check.h"
 
 namespace huginn::supervisor {
 namespace {
@@ -87,25 +89,8 @@ Supervisor::~Supervisor() {
 
 std::unique_ptr<Supervisor::Generation> Supervisor::make_generation(std::shared_ptr<const config::Config> cfg,
                                                                     std::string* error) {
-  sys::UniqueFd fd(memfd_create("huginn-config", MFD_CLOEXEC | MFD_ALLOW_SEALING));
-  if (!fd) {
-    *error = std::string("memfd_create: ") + std::strerror(errno);
-    return nullptr;
-  }
-  const std::string& text = cfg->source_text;
-  size_t off = 0;
-  while (off < text.size()) {
-    ssize_t n = write(fd.get(), text.data() + off, text.size() - off);
-    if (n <= 0) {
-      *error = std::string("memfd write: ") + std::strerror(errno);
-      return nullptr;
-    }
-    off += static_cast<size_t>(n);
-  }
-  if (fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
-    *error = std::string("memfd seal: ") + std::strerror(errno);
-    return nullptr;
-  }
+  sys::UniqueFd fd = sys::make_sealed_memfd("huginn-config", cfg->source_text, error);
+  if (!fd) return nullptr;
   auto gen = std::make_unique<Generation>();
   gen->sup = this;
   gen->id = next_generation_++;
@@ -158,13 +143,15 @@ bool Supervisor::spawn_worker(Generation* gen, uint32_t slot, std::string* error
   // HELLO and LISTENERS go out at once; the datagrams queue in the socket.
   std::vector<int> fds;
   ipc::Listeners lm;
-  for (const auto& addr : gen->cfg->listen.addrs) {
-    const Listener& l = listeners_.at(addr.to_string());
-    lm.entries.push_back({l.id, gen->cfg->tls.has_value(), l.address.to_string()});
+  for (const auto& la : gen->cfg->listeners()) {
+    const Listener& l = listeners_.at(la.address.to_string());
+    lm.entries.push_back({l.id, la.tls, l.address.to_string()});
     fds.push_back(l.fd.get());
   }
   if (!ipc::send_message(w->ctl.get(), ipc::Hello{ipc::kVersion, slot, gen->id, 0}, {}, error) ||
-      !ipc::send_message(w->ctl.get(), lm, fds, error)) {
+      !ipc::send_message(w->ctl.get(), lm, fds, error) ||
+      (gen->tls && !ipc::send_message(w->ctl.get(), ipc::TlsMaterial{gen->tls->bundle.serial},
+                                      {gen->tls->memfd.get()}, error))) {
     kill(child.pid, SIGKILL);
     waitpid(child.pid, nullptr, 0);
     return false;
@@ -245,6 +232,7 @@ void Supervisor::on_worker_ready(WorkerProc* w) {
     gen->state = GenState::kActive;
     active_ = gen;
     if (old) drain_generation(old, gen->cfg->timeout.shutdown_secs * 1000);
+    watch_tls_files();
     close_unused_listeners();
     HLOG_INFO("all %zu workers of generation %u ready, serving on %s", gen->slots.size(), gen->id,
               listen_summary().c_str());
@@ -345,7 +333,8 @@ void Supervisor::schedule_restart(Slot* s, bool quick_failure) {
 
 bool Supervisor::reconcile_listeners(const config::Config& cfg, std::vector<std::string>* added,
                                      std::string* error) {
-  for (const auto& addr : cfg.listen.addrs) {
+  for (const auto& la : cfg.listeners()) {
+    const net::SocketAddress& addr = la.address;
     const std::string key = addr.to_string();
     auto it = listeners_.find(key);
     if (it != listeners_.end()) {
@@ -370,7 +359,7 @@ void Supervisor::close_unused_listeners() {
   std::set<std::string> used;
   for (const auto& g : generations_)
     if (g->state != GenState::kDraining)
-      for (const auto& a : g->cfg->listen.addrs) used.insert(a.to_string());
+      for (const auto& la : g->cfg->listeners()) used.insert(la.address.to_string());
   for (auto it = listeners_.begin(); it != listeners_.end();) {
     if (!used.count(it->first)) {
       HLOG_INFO("closing listener %s (no longer configured)", it->first.c_str());
@@ -397,6 +386,12 @@ void Supervisor::reload(ReloadDone done) {
   }
   HLOG_INFO("reloading %s", config_path_.c_str());
   auto loaded = config::load_file(config_path_);
+  std::shared_ptr<const TlsPayload> tls_payload;
+  if (auto* ok = std::get_if<std::shared_ptr<const config::Config>>(&loaded)) {
+    auto tls_errs = check_tls_options(**ok);
+    if (tls_errs.empty() && (*ok)->tls) tls_payload = make_tls_payload(**ok, &tls_errs);
+    if (!tls_errs.empty()) loaded = std::move(tls_errs);
+  }
   if (auto* errs = std::get_if<std::vector<config::ConfigError>>(&loaded)) {
     std::string msg = "reload failed: " + std::to_string(errs->size()) + " configuration error" +
                       (errs->size() == 1 ? "" : "s") + "; generation " + std::to_string(active_->id) +
@@ -411,6 +406,7 @@ void Supervisor::reload(ReloadDone done) {
   sd_notify("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(monotonic_usec()) + "\nSTATUS=reloading\n");
   reload_ = std::make_unique<PendingReload>();
   reload_->waiters.push_back(std::move(done));
+  reload_->tls = std::move(tls_payload);
   // [ebpf] or the TCP fingerprint source may have changed: the helper is
   // reconfigured first, so that the new workers get grants from it.
   std::shared_ptr<const config::Config> old = active_->cfg;
@@ -430,6 +426,7 @@ void Supervisor::begin_generation(std::shared_ptr<const config::Config> cfg) {
     finish_reload(false, "reload failed: " + err);
     return;
   }
+  gen->tls = reload_->tls;
   reload_->gen = gen.get();
   generations_.push_back(std::move(gen));
   for (uint32_t i = 0; i < reload_->gen->slots.size(); ++i) {
@@ -550,6 +547,7 @@ void Supervisor::on_helper_restarted() {
   reload_->waiters.push_back([](bool ok, const std::string& m) {
     if (!ok) HLOG_ERROR("re-granting maps failed: %s", m.c_str());
   });
+  reload_->tls = active_->tls;
   begin_generation(active_->cfg);
 }
 
@@ -584,6 +582,9 @@ std::vector<std::string> Supervisor::check_config(const std::string& path) {
   std::vector<std::string> out;
   if (auto* errs = std::get_if<std::vector<config::ConfigError>>(&loaded))
     for (const auto& e : *errs) out.push_back(e.to_string());
+  else  // [tls.options] names and the certificate/key/CA files
+    for (const auto& e : check_tls_config(*std::get<std::shared_ptr<const config::Config>>(loaded)))
+      out.push_back(e.to_string());
   return out;
 }
 
@@ -726,6 +727,114 @@ void Supervisor::start_first_generation() {
   }
 }
 
+std::shared_ptr<const Supervisor::TlsPayload> Supervisor::make_tls_payload(
+    const config::Config& cfg, std::vector<config::ConfigError>* errors) {
+  std::string err;
+  if (cfg.tls->session_resumption_enabled && tickets_.keys().empty() && !tickets_.rotate(&err)) {
+    errors->push_back(
+        {"tls.session_resumption.enabled", "session-ticket keys: " + err, cfg.source_name, cfg.tls->pos});
+    return nullptr;
+  }
+  tls::Bundle b;
+  *errors = build_tls_bundle(cfg, tickets_.keys(), 0, &b);
+  if (!errors->empty()) return nullptr;
+  auto p = seal_tls_payload(std::move(b), &err);
+  if (!p) errors->push_back({"tls", "TLS material: " + err, cfg.source_name, cfg.tls->pos});
+  return p;
+}
+
+std::shared_ptr<const Supervisor::TlsPayload> Supervisor::seal_tls_payload(tls::Bundle bundle,
+                                                                           std::string* error) {
+  bundle.serial = next_tls_serial_++;
+  auto p = std::make_shared<TlsPayload>();
+  p->memfd = sys::make_sealed_memfd("huginn-tls", tls::encode(bundle), error);
+  if (!p->memfd) return nullptr;
+  p->bundle = std::move(bundle);
+  return p;
+}
+
+void Supervisor::send_tls_to_generation(Generation* gen) {
+  size_t sent = 0;
+  for (auto& [pid, w] : workers_) {
+    if (w->gen != gen || w->state == WorkerState::kDraining) continue;
+    std::string err;
+    if (!ipc::send_message(w->ctl.get(), ipc::TlsMaterial{gen->tls->bundle.serial}, {gen->tls->memfd.get()},
+                           &err)) {
+      kill_worker(w.get(), "cannot send TLS material: " + err);
+      continue;
+    }
+    ++sent;
+  }
+  HLOG_INFO("TLS material %llu sent to %zu workers of generation %u",
+            static_cast<unsigned long long>(gen->tls->bundle.serial), sent, gen->id);
+}
+
+void Supervisor::watch_tls_files() {
+  std::vector<std::string> paths;
+  for (const Generation* g : {active_, reload_ ? reload_->gen : nullptr})
+    if (g && g->tls)
+      for (auto& p : tls_material_paths(*g->cfg)) paths.push_back(std::move(p));
+  std::string err;
+  if (!cert_watch_ && !paths.empty()) {
+    cert_watch_ = make_inotify_cert_watch(
+        base_.get(), kCertWatchDebounce, [this] { on_tls_files_changed(); }, &err);
+    if (!cert_watch_) {
+      HLOG_WARN("certificate hot reload unavailable: %s; certificates change on reload only", err.c_str());
+      return;
+    }
+  }
+  if (cert_watch_ && !cert_watch_->set_paths(paths, &err))
+    HLOG_WARN("certificate hot reload: %s; those files change on reload only", err.c_str());
+}
+
+void Supervisor::on_tls_files_changed() {
+  if (stopping_) return;
+  for (auto& g : generations_) {
+    if (!g->tls || g->state == GenState::kDraining) continue;
+    std::vector<config::ConfigError> errs;
+    tls::Bundle b;
+    errs = build_tls_bundle(*g->cfg, g->tls->bundle.ticket_keys, 0, &b);
+    if (!errs.empty()) {
+      for (const auto& e : errs) HLOG_ERROR("certificate reload: %s", e.to_string().c_str());
+      HLOG_ERROR("certificate reload failed; generation %u keeps TLS material %llu", g->id,
+                 static_cast<unsigned long long>(g->tls->bundle.serial));
+      continue;
+    }
+    if (b.files == g->tls->bundle.files) continue;  // a change elsewhere in a watched directory
+    std::string err;
+    auto p = seal_tls_payload(std::move(b), &err);
+    if (!p) {
+      HLOG_ERROR("certificate reload: %s; generation %u keeps its TLS material", err.c_str(), g->id);
+      continue;
+    }
+    HLOG_INFO("certificate files changed: new TLS material %llu for generation %u",
+              static_cast<unsigned long long>(p->bundle.serial), g->id);
+    g->tls = std::move(p);
+    send_tls_to_generation(g.get());
+  }
+}
+
+void Supervisor::on_ticket_rotation() {
+  if (stopping_) return;
+  std::string err;
+  if (!tickets_.rotate(&err)) {
+    HLOG_ERROR("session-ticket key rotation failed: %s; the current keys stay", err.c_str());
+    return;
+  }
+  for (auto& g : generations_) {
+    if (!g->tls || g->state == GenState::kDraining || g->tls->bundle.ticket_keys.empty()) continue;
+    tls::Bundle b = g->tls->bundle;
+    b.ticket_keys = tickets_.keys();
+    auto p = seal_tls_payload(std::move(b), &err);
+    if (!p) {
+      HLOG_ERROR("session-ticket key rotation: %s", err.c_str());
+      continue;
+    }
+    g->tls = std::move(p);
+    send_tls_to_generation(g.get());
+  }
+}
+
 int Supervisor::run() {
   if (!base_ || !active_) {
     HLOG_ERROR("supervisor initialisation failed");
@@ -737,6 +846,22 @@ int Supervisor::run() {
     HLOG_ERROR("cannot listen: %s", err.c_str());
     return 2;
   }
+  // TLS material: like a bind failure, unusable files stop the start-up.
+  if (active_->cfg->tls) {
+    std::vector<config::ConfigError> tls_errs = check_tls_options(*active_->cfg);
+    if (tls_errs.empty()) active_->tls = make_tls_payload(*active_->cfg, &tls_errs);
+    if (!active_->tls) {
+      for (const auto& e : tls_errs) HLOG_ERROR("%s", e.to_string().c_str());
+      HLOG_ERROR("cannot start: the TLS configuration is not usable");
+      return 2;
+    }
+  }
+  watch_tls_files();
+  ticket_timer_.reset(event_new(
+      base_.get(), -1, EV_PERSIST,
+      [](evutil_socket_t, short, void* p) { static_cast<Supervisor*>(p)->on_ticket_rotation(); }, this));
+  timeval rotation = secs(static_cast<double>(kTicketKeyRotation.count()));
+  evtimer_add(ticket_timer_.get(), &rotation);
   struct SigSpec {
     int sig;
     void (*fn)(Supervisor*);

@@ -25,11 +25,14 @@
 #include "common/ipc/protocol.h"
 #include "common/sys/c_handle.h"
 #include "common/sys/unique_fd.h"
+#include "common/tls/bundle.h"
+#include "supervisor/cert_watch.h"
 #include "supervisor/control.h"
 #include "common/ipc/helper_protocol.h"
 #include "supervisor/listeners.h"
 #include "supervisor/privhelper_client.h"
 #include "supervisor/spawn.h"
+#include "supervisor/tls_material.h"
 
 namespace huginn::supervisor {
 
@@ -78,6 +81,12 @@ class Supervisor : public Control {
     Event restart_timer;
   };
   enum class GenState { kStarting, kActive, kDraining };
+  // One TLS bundle as sent to workers: the bundle and the sealed memfd
+  // holding its encoding (shared by every TLS_MATERIAL that carries it).
+  struct TlsPayload {
+    tls::Bundle bundle;
+    sys::UniqueFd memfd;
+  };
   struct Generation {
     Supervisor* sup = nullptr;
     uint32_t id = 0;
@@ -85,12 +94,14 @@ class Supervisor : public Control {
     sys::UniqueFd memfd;
     std::vector<Slot> slots;  // sized once: timers point into it
     GenState state = GenState::kStarting;
+    std::shared_ptr<const TlsPayload> tls;  // newest TLS material; null without [tls]
   };
   struct PendingReload {
     Generation* gen = nullptr;
     std::vector<std::string> new_listeners;  // bound for this reload; closed if it fails
     std::vector<ReloadDone> waiters;
     Event timeout;
+    std::shared_ptr<const TlsPayload> tls;  // material for the new generation
   };
 
   // Starts generation N+1 from `cfg` (reload, or re-granting maps after the
@@ -118,6 +129,19 @@ class Supervisor : public Control {
   void finish_reload(bool ok, const std::string& message);
   void refresh_stats();
   std::string listen_summary() const;
+  // TLS material (supervisor/tls_material.h): reads the files `cfg` names and
+  // seals a new bundle (next serial, current ticket keys); null + errors.
+  std::shared_ptr<const TlsPayload> make_tls_payload(const config::Config& cfg,
+                                                     std::vector<config::ConfigError>* errors);
+  std::shared_ptr<const TlsPayload> seal_tls_payload(tls::Bundle bundle, std::string* error);
+  // Sends gen->tls to every live, non-draining worker of `gen`.
+  void send_tls_to_generation(Generation* gen);
+  // Certificate watch callback: rebuilds the material of every serving
+  // generation; a broken file is logged and the previous bundle stays.
+  void on_tls_files_changed();
+  void on_ticket_rotation();
+  // Points the certificate watch at the files of the active (and starting) generation.
+  void watch_tls_files();
 
   std::string config_path_;
   Program worker_program_;
@@ -137,6 +161,10 @@ class Supervisor : public Control {
   std::vector<Event> signal_events_;
   Event stop_timer_;
   Event stats_timer_;
+  TicketKeyRing tickets_;
+  uint64_t next_tls_serial_ = 1;
+  std::unique_ptr<CertWatch> cert_watch_;
+  Event ticket_timer_;
   std::chrono::steady_clock::time_point started_at_;
   bool stopping_ = false;
   bool announced_ready_ = false;

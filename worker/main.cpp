@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -25,8 +26,10 @@
 #include "common/ipc/channel.h"
 #include "common/sys/c_handle.h"
 #include "common/sys/log.h"
+#include "common/sys/memfd.h"
 #include "common/sys/privileges.h"
 #include "common/sys/seccomp.h"
+#include "worker/sandbox_probe.h"
 #include "worker/server.h"
 #include "worker/syn/map_grant.h"
 #include "worker/syn/tcp_syn.h"
@@ -85,20 +88,25 @@ bool parse_args(int argc, char** argv, Args* a) {
 
 // Reads the configuration text from the sealed memfd.
 std::string read_config(int fd) {
-  const int seals = fcntl(fd, F_GET_SEALS);
-  const int need = F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW;
-  if (seals < 0 || (seals & need) != need) die("config fd is not a sealed memfd%s", "");
-  struct stat st {};
-  if (fstat(fd, &st) != 0 || st.st_size < 0 || static_cast<size_t>(st.st_size) > kMaxConfigBytes)
-    die("config fd: bad size%s", "");
-  std::string text(static_cast<size_t>(st.st_size), '\0');
-  size_t off = 0;
-  while (off < text.size()) {
-    ssize_t n = pread(fd, text.data() + off, text.size() - off, static_cast<off_t>(off));
-    if (n <= 0) die("config fd: read failed: %s", std::strerror(errno));
-    off += static_cast<size_t>(n);
-  }
+  std::string text, err;
+  if (!huginn::sys::read_sealed_memfd(fd, kMaxConfigBytes, &text, &err)) die("config fd: %s", err);
   return text;
+}
+
+// TLS_MATERIAL: the sealed memfd (seals and size checked before reading) holds
+// tls::encode(bundle); works inside the sandbox (fcntl F_GET_SEALS, fstat,
+// pread, close). Anything wrong is a protocol error.
+std::shared_ptr<const huginn::tls::Bundle> read_tls_material(const huginn::ipc::TlsMaterial& m,
+                                                             std::vector<UniqueFd>& fds) {
+  if (fds.size() != 1) die("TLS_MATERIAL: expected one descriptor%s", "");
+  std::string bytes, err;
+  if (!huginn::sys::read_sealed_memfd(fds[0].get(), huginn::tls::kMaxBundleSize, &bytes, &err))
+    die("TLS_MATERIAL: %s", err);
+  fds.clear();
+  auto b = huginn::tls::decode(bytes, &err);
+  if (!b) die("TLS_MATERIAL: %s", err);
+  if (b->serial != m.serial) die("TLS_MATERIAL: serial does not match its bundle%s", "");
+  return std::make_shared<const huginn::tls::Bundle>(std::move(*b));
 }
 
 huginn::ipc::Message expect_message(int ctl, huginn::ipc::Session& session, std::vector<UniqueFd>* fds) {
@@ -174,6 +182,12 @@ struct Worker {
     } else if (std::holds_alternative<huginn::ipc::Terminate>(r.message)) {
       HLOG_INFO("terminate requested");
       std::_Exit(0);
+    } else if (auto* tm = std::get_if<huginn::ipc::TlsMaterial>(&r.message)) {
+      auto bundle = read_tls_material(*tm, r.fds);
+      HLOG_INFO("TLS material %llu received (%zu files, %zu ticket keys)",
+                static_cast<unsigned long long>(bundle->serial), bundle->files.size(),
+                bundle->ticket_keys.size());
+      server->set_tls_bundle(std::move(bundle));
     } else if (std::holds_alternative<huginn::ipc::StatsReq>(r.message)) {
       auto s = server->stats();
       std::string err;
@@ -238,6 +252,16 @@ int main(int argc, char** argv) {
       die("LISTENERS: %s", e.address + ": " + err);
     specs.push_back({e.id, *addr, e.tls});
   }
+  // A worker with a TLS listener waits for its TLS material (sent right after
+  // LISTENERS) before it serves or says READY.
+  std::shared_ptr<const tls::Bundle> tls_bundle;
+  if (std::any_of(specs.begin(), specs.end(), [](const auto& s) { return s.tls; })) {
+    std::vector<UniqueFd> tfds;
+    auto tmsg = expect_message(ctl, w.session, &tfds);
+    auto* tm = std::get_if<ipc::TlsMaterial>(&tmsg);
+    if (!tm) die("control channel: expected TLS_MATERIAL, got %s", ipc::type_name(ipc::type_of(tmsg)));
+    tls_bundle = read_tls_material(*tm, tfds);
+  }
 
   if (w.cfg->fingerprint.tcp_enabled) {
     w.syn = std::make_unique<worker::syn::TcpSynResolver>(w.cfg->fingerprint.tcp_source);
@@ -252,6 +276,7 @@ int main(int argc, char** argv) {
   w.server = std::make_unique<worker::Server>(w.base.get(), w.cfg);
 
   if (w.syn) w.server->set_syn_resolver(w.syn.get());
+  if (tls_bundle) w.server->set_tls_bundle(std::move(tls_bundle));
   if (!sys::drop_privileges(w.cfg->user, &err)) die("dropping privileges: %s", err);
 
   for (size_t i = 0; i < specs.size(); ++i)
@@ -293,6 +318,10 @@ int main(int argc, char** argv) {
     die("control channel: %s", err);
   HLOG_INFO("ready: generation %u, %zu listeners, uid %u", w.args.generation, specs.size(),
             static_cast<unsigned>(getuid()));
+  if (const char* probe_env = std::getenv("HUGINN_WORKER_SANDBOX_PROBE")) {
+    if (auto probe = worker::sandbox_probe_for(probe_env, w.args.worker_id))
+      HLOG_WARN("sandbox probe %s: %s", probe->c_str(), worker::run_sandbox_probe(*probe).c_str());
+  }
   event_base_dispatch(w.base.get());
   HLOG_INFO("exiting");
   w.server.reset();

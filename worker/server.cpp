@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <event2/listener.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <cstring>
@@ -10,8 +11,11 @@
 
 #include "common/fingerprint/p0f.h"
 #include "common/sys/log.h"
+#include "worker/net/cleartext_sniffer.h"
 #include "worker/net/event_handles.h"
 #include "worker/net/http1_connection.h"
+#include "worker/net/http2_connection.h"
+#include "worker/net/tls_stage.h"
 #include "worker/net/worker_context.h"
 #include "worker/syn/tcp_syn.h"
 
@@ -52,7 +56,9 @@ struct Server::Impl {
   static void accept_cb(evconnlistener* l, evutil_socket_t fd, sockaddr* sa, int socklen, void* arg);
   static void accept_error_cb(evconnlistener* l, void* arg);
   static void reap_cb(evutil_socket_t, short, void* arg);
-  void connection_closed(net::Http1Connection* c);
+  void connection_closed(net::Connection* c);
+  void adopt(std::unique_ptr<net::Connection> conn);
+  void start_http(net::BufferEventPtr transport, net::ClientInfo info, bool h2);
   void maybe_drained();
 
   net::WorkerContext ctx;
@@ -62,9 +68,14 @@ struct Server::Impl {
     net::ListenerPtr ev;
   };
   std::vector<std::unique_ptr<Listener>> listeners;
-  std::unordered_map<net::Http1Connection*, std::unique_ptr<net::Http1Connection>> conns;
+  // Every client connection in any stage (sniffing, TLS handshake, HTTP).
+  std::unordered_map<net::Connection*, std::unique_ptr<net::Connection>> conns;
   const syn::TcpSynResolver* syn = nullptr;  // owned by the caller; null = no TCP fingerprints
-  std::vector<std::unique_ptr<net::Http1Connection>> graveyard;
+  // Newest TLS material from the supervisor (null until the first TLS_MATERIAL).
+  std::shared_ptr<const huginn::tls::Bundle> tls_bundle;
+  // SSL_CTXs built from it; handshakes in progress keep the set they started with.
+  std::shared_ptr<const tls::ContextSet> tls_contexts;
+  std::vector<std::unique_ptr<net::Connection>> graveyard;
   net::EventPtr reaper;
   uint64_t total_connections = 0;
   std::function<void()> on_drained;
@@ -78,7 +89,10 @@ Server::Impl::Impl(event_base* base, std::shared_ptr<const config::Config> confi
   ctx.limits.max_headers = ctx.cfg->limits.max_headers;
   ctx.endpoints = proxy::resolve_backends(*ctx.cfg);
   ctx.pool = std::make_unique<proxy::UpstreamPool>(ctx.cfg->backend_pool, ctx.cfg->backends.size());
-  ctx.on_closed = [this](net::Http1Connection* c) { connection_closed(c); };
+  ctx.on_closed = [this](net::Connection* c) { connection_closed(c); };
+  ctx.start_http = [this](net::BufferEventPtr transport, net::ClientInfo info, bool h2) {
+    start_http(std::move(transport), std::move(info), h2);
+  };
   reaper.reset(event_new(base, -1, 0, &Impl::reap_cb, this));
 }
 
@@ -106,16 +120,48 @@ void Server::Impl::accept_cb(evconnlistener*, evutil_socket_t fd, sockaddr* sa, 
   // The SYN is looked up right at accept: the XDP record must not be older
   // than this connection (worker/syn/syn_source.h explains the rule).
   const uint64_t accepted_ns = syn::monotonic_ns();
-  auto conn = std::make_unique<net::Http1Connection>(self->ctx, fd, ip_of(sa), local_port_of(fd));
-  net::Http1Connection* raw = conn.get();
+  net::ClientInfo info;
+  info.peer_ip = ip_of(sa);
+  info.local_port = local_port_of(fd);
   if (self->syn && self->ctx.cfg->fingerprint.tcp_enabled) {
     if (auto peer = huginn::net::SocketAddress::from_sockaddr(sa, socklen)) {
       if (auto fields = self->syn->resolve(fd, *peer, accepted_ns))
-        raw->fingerprints().tcp = fp::p0f_raw_sig(*fields);
+        info.fingerprints.tcp = fp::p0f_raw_sig(*fields);
     }
   }
-  self->conns.emplace(raw, std::move(conn));
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (l->spec.tls) {
+    if (!self->tls_contexts) {  // cannot happen after READY: the worker waits for its material
+      HLOG_ERROR("listener %u: no TLS material yet; closing %s", l->spec.id, info.peer_ip.c_str());
+      evutil_closesocket(fd);
+      return;
+    }
+    // evconnlistener accepts with SOCK_NONBLOCK.
+    self->adopt(
+        std::make_unique<net::TlsStage>(self->ctx, sys::UniqueFd(fd), self->tls_contexts, std::move(info)));
+    return;
+  }
+  net::BufferEventPtr bev(bufferevent_socket_new(self->ctx.base, fd, BEV_OPT_CLOSE_ON_FREE));
+  if (!bev) {
+    evutil_closesocket(fd);
+    return;
+  }
+  self->adopt(std::make_unique<net::CleartextSniffer>(self->ctx, std::move(bev), std::move(info)));
+}
+
+void Server::Impl::adopt(std::unique_ptr<net::Connection> conn) {
+  net::Connection* raw = conn.get();
+  conns.emplace(raw, std::move(conn));
   raw->start();  // on failure it has already reported itself closed
+}
+
+void Server::Impl::start_http(net::BufferEventPtr transport, net::ClientInfo info, bool h2) {
+  if (h2) {
+    adopt(std::make_unique<net::Http2Connection>(ctx, std::move(transport), std::move(info)));
+  } else {
+    adopt(std::make_unique<net::Http1Connection>(ctx, std::move(transport), std::move(info)));
+  }
 }
 
 void Server::Impl::accept_error_cb(evconnlistener*, void* arg) {
@@ -125,7 +171,7 @@ void Server::Impl::accept_error_cb(evconnlistener*, void* arg) {
   HLOG_WARN("listener %u: accept: %s", l->spec.id, evutil_socket_error_to_string(err));
 }
 
-void Server::Impl::connection_closed(net::Http1Connection* c) {
+void Server::Impl::connection_closed(net::Connection* c) {
   auto it = conns.find(c);
   if (it == conns.end()) return;
   graveyard.push_back(std::move(it->second));
@@ -152,12 +198,25 @@ Server::Server(event_base* base, std::shared_ptr<const config::Config> cfg)
 
 Server::~Server() = default;
 
-bool Server::add_listener(sys::UniqueFd fd, const ListenerSpec& spec) {
-  if (!fd || impl_->ctx.draining) return false;
-  if (spec.tls) {
-    HLOG_ERROR("listener %u: TLS listeners are not served by this worker yet", spec.id);
+bool Server::set_tls_bundle(std::shared_ptr<const huginn::tls::Bundle> bundle) {
+  if (!bundle || !impl_->ctx.cfg->tls) return false;
+  std::string err;
+  auto contexts = tls::ContextSet::build(impl_->ctx.cfg, bundle, &err);
+  if (!contexts) {
+    HLOG_ERROR("TLS material %llu rejected, keeping the previous one: %s",
+               static_cast<unsigned long long>(bundle->serial), err.c_str());
     return false;
   }
+  HLOG_INFO("TLS material %llu in use (%zu certificates, %zu ticket keys)",
+            static_cast<unsigned long long>(bundle->serial), contexts->context_count(),
+            bundle->ticket_keys.size());
+  impl_->tls_bundle = std::move(bundle);
+  impl_->tls_contexts = std::move(contexts);
+  return true;
+}
+
+bool Server::add_listener(sys::UniqueFd fd, const ListenerSpec& spec) {
+  if (!fd || impl_->ctx.draining) return false;
   if (evutil_make_socket_nonblocking(fd.get()) != 0) return false;
   auto l = std::make_unique<Impl::Listener>();
   l->impl = impl_.get();
@@ -180,7 +239,7 @@ void Server::drain(std::function<void()> on_drained) {
   i.ctx.draining = true;
   i.listeners.clear();
   i.ctx.pool->clear();
-  std::vector<net::Http1Connection*> all;
+  std::vector<net::Connection*> all;
   all.reserve(i.conns.size());
   for (auto& [raw, owned] : i.conns) all.push_back(raw);
   for (auto* c : all) c->drain();  // may move c to the graveyard

@@ -15,6 +15,7 @@
 #include "common/config/model.h"
 #include "common/net/address.h"
 #include "common/sys/unique_fd.h"
+#include "common/tls/bundle.h"
 
 namespace huginn::worker {
 
@@ -57,6 +58,13 @@ class Server {
   // accepted connection for the x-huginn-net-tcp fingerprint; null = none.
   // Not owned; must outlive the Server.
   void set_syn_resolver(const syn::TcpSynResolver* resolver);
+
+  // The TLS material from the supervisor (TLS_MATERIAL): certificates, keys,
+  // client CAs and session-ticket keys. Called before the first TLS listener
+  // is added and again whenever the supervisor sends a newer bundle. New
+  // handshakes use it; connections already up keep theirs. False (logged)
+  // when the SSL_CTXs cannot be built from it; the previous set stays.
+  bool set_tls_bundle(std::shared_ptr<const huginn::tls::Bundle> bundle);
 
  private:
   struct Impl;

@@ -232,6 +232,9 @@ std::string effective_config_json(const Config& cfg) {
   Json::Value addrs(Json::arrayValue);
   for (const auto& a : cfg.listen.addrs) addrs.append(a.to_string());
   listen["addrs"] = addrs;
+  Json::Value clear(Json::arrayValue);
+  for (const auto& a : cfg.listen.cleartext_addrs) clear.append(a.to_string());
+  listen["cleartext_addrs"] = clear;
   listen["tcp_backlog"] = cfg.listen.tcp_backlog;
   Json::Value pp(Json::objectValue);
   pp["mode"] = pp_mode(cfg.listen.proxy_protocol.mode);
@@ -355,9 +358,9 @@ std::string effective_config_json(const Config& cfg) {
   // Empty means "the listener ports": show what that resolves to.
   std::vector<uint16_t> ports = e.ports;
   if (ports.empty()) {
-    for (const auto& a : cfg.listen.addrs)
-      if (a.port() != 0 && std::find(ports.begin(), ports.end(), a.port()) == ports.end())
-        ports.push_back(a.port());
+    for (const auto& l : cfg.listeners())
+      if (l.address.port() != 0 && std::find(ports.begin(), ports.end(), l.address.port()) == ports.end())
+        ports.push_back(l.address.port());
   }
   Json::Value pa(Json::arrayValue);
   for (uint16_t p : ports) pa.append(p);

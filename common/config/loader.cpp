@@ -194,8 +194,9 @@ void parse_listen(Ctx& ctx, Table& root, Config& cfg) {
     if (!root.has("listen")) ctx.error("listen", "the [listen] table is required", SourcePos{1, 1});
     return;
   }
-  if (auto addrs = t->string_array("addrs")) {
-    if (addrs->empty()) t->error("addrs", "must list at least one address");
+  auto add_addrs = [&](const char* key, std::vector<net::SocketAddress>& out) {
+    auto addrs = t->string_array(key);
+    if (!addrs) return -1;
     for (const auto& a : *addrs) {
       auto sa = net::SocketAddress::parse(a.value);
       if (!sa) {
@@ -203,16 +204,23 @@ void parse_listen(Ctx& ctx, Table& root, Config& cfg) {
                   a.pos);
         continue;
       }
-      bool dup = sa->port() != 0 &&
-                 std::find(cfg.listen.addrs.begin(), cfg.listen.addrs.end(), *sa) != cfg.listen.addrs.end();
-      if (dup) {
+      auto seen = [&](const std::vector<net::SocketAddress>& v) {
+        return std::find(v.begin(), v.end(), *sa) != v.end();
+      };
+      if (sa->port() != 0 && (seen(cfg.listen.addrs) || seen(cfg.listen.cleartext_addrs))) {
         ctx.error(a.path, "duplicate listen address " + quote(a.value), a.pos);
         continue;
       }
-      cfg.listen.addrs.push_back(*sa);
+      out.push_back(*sa);
     }
-  } else if (!t->has("addrs")) {
+    return static_cast<int>(addrs->size());
+  };
+  const int n_addrs = add_addrs("addrs", cfg.listen.addrs);
+  const int n_clear = add_addrs("cleartext_addrs", cfg.listen.cleartext_addrs);
+  if (!t->has("addrs") && !t->has("cleartext_addrs")) {
     t->missing("addrs");
+  } else if (n_addrs == 0 && n_clear <= 0) {
+    t->error("addrs", "must list at least one address");
   }
   t->set("tcp_backlog", cfg.listen.tcp_backlog, 1, 65535);
   if (auto pp = t->table("proxy_protocol")) {

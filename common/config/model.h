@@ -137,8 +137,14 @@ struct ProxyProtocol {
   uint32_t header_timeout_ms = 100;
 };
 
+struct ListenAddr {
+  net::SocketAddress address;
+  bool tls = false;
+};
+
 struct Listen {
-  std::vector<net::SocketAddress> addrs;
+  std::vector<net::SocketAddress> addrs;            // TLS when [tls] is present
+  std::vector<net::SocketAddress> cleartext_addrs;  // ours: always cleartext (HTTP/1.1, h2c)
   uint32_t tcp_backlog = 4096;
   ProxyProtocol proxy_protocol;
 };
@@ -200,10 +206,10 @@ struct KeepAlive {
 
 struct Timeout {
   uint32_t upstream_connect_ms = 5000;
-  uint32_t upstream_response_secs = 60;   // first response byte from the backend → 504
-  uint32_t proxy_idle_ms = 60000;         // idle keep-alive client connection
-  uint32_t request_header_ms = 10000;     // whole request header block (slowloris)
-  uint32_t tls_handshake_secs = 15;       // PROXY header + ClientHello + handshake
+  uint32_t upstream_response_secs = 60;              // first response byte from the backend → 504
+  uint32_t proxy_idle_ms = 60000;                    // idle keep-alive client connection
+  uint32_t request_header_ms = 10000;                // whole request header block (slowloris)
+  uint32_t tls_handshake_secs = 15;                  // PROXY header + ClientHello + handshake
   std::optional<uint32_t> connection_handling_secs;  // accepted, no effect (no lifetime kill)
   uint32_t shutdown_secs = 30;
   KeepAlive keep_alive;
@@ -211,8 +217,8 @@ struct Timeout {
 
 struct BackendPool {
   bool enabled = true;
-  uint32_t idle_timeout = 90;            // seconds
-  uint32_t pool_max_idle_per_host = 0;   // 0 = unlimited
+  uint32_t idle_timeout = 90;           // seconds
+  uint32_t pool_max_idle_per_host = 0;  // 0 = unlimited
 };
 
 struct Limits {
@@ -278,6 +284,16 @@ struct Config {
   // Provenance: the exact bytes that were parsed, and their name (a path).
   std::string source_name;
   std::string source_text;
+
+  // Every listener: `listen.addrs` (TLS when [tls] is present), then
+  // `listen.cleartext_addrs`.
+  std::vector<ListenAddr> listeners() const {
+    std::vector<ListenAddr> out;
+    out.reserve(listen.addrs.size() + listen.cleartext_addrs.size());
+    for (const auto& a : listen.addrs) out.push_back({a, tls.has_value()});
+    for (const auto& a : listen.cleartext_addrs) out.push_back({a, false});
+    return out;
+  }
 
   const Backend* find_backend(std::string_view address) const {
     for (const auto& b : backends)

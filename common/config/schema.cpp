@@ -29,6 +29,7 @@ std::vector<std::string> build() {
       "workers",
       "user",
       "listen.addrs",
+      "listen.cleartext_addrs",
       "listen.tcp_backlog",
       "listen.proxy_protocol.mode",
       "listen.proxy_protocol.header_timeout_ms",

@@ -17,9 +17,9 @@ constexpr size_t kMinListenerEntry = 7;
 }  // namespace
 
 MsgType type_of(const Message& m) {
-  static constexpr MsgType kTypes[] = {MsgType::kHello,   MsgType::kListeners, MsgType::kReady,
-                                       MsgType::kDrain,   MsgType::kTerminate, MsgType::kStatsReq,
-                                       MsgType::kStatsAns};
+  static constexpr MsgType kTypes[] = {MsgType::kHello,    MsgType::kListeners,  MsgType::kReady,
+                                       MsgType::kDrain,    MsgType::kTerminate,  MsgType::kStatsReq,
+                                       MsgType::kStatsAns, MsgType::kTlsMaterial};
   return kTypes[m.index()];
 }
 
@@ -39,6 +39,8 @@ const char* type_name(MsgType t) {
       return "STATS_REQ";
     case MsgType::kStatsAns:
       return "STATS_ANS";
+    case MsgType::kTlsMaterial:
+      return "TLS_MATERIAL";
   }
   return "UNKNOWN";
 }
@@ -70,6 +72,8 @@ std::vector<uint8_t> encode(const Message& m) {
           w.u64(msg.active_connections);
           w.u64(msg.total_connections);
           w.u64(msg.total_requests);
+        } else if constexpr (std::is_same_v<T, TlsMaterial>) {
+          w.u64(msg.serial);
         }
       },
       m);
@@ -89,7 +93,10 @@ DecodeResult decode(const uint8_t* data, size_t len, size_t nfds) {
   const uint16_t type = f.type;
   Reader p(f.payload, f.payload_len);
   const auto t = static_cast<MsgType>(type);
-  if (t != MsgType::kListeners && nfds != 0) return fail("unexpected file descriptors");
+  if (t == MsgType::kTlsMaterial && nfds != 1)
+    return fail("TLS_MATERIAL needs exactly one descriptor, " + std::to_string(nfds) + " arrived");
+  if (t != MsgType::kListeners && t != MsgType::kTlsMaterial && nfds != 0)
+    return fail("unexpected file descriptors");
   switch (t) {
     case MsgType::kHello: {
       Hello m;
@@ -148,6 +155,12 @@ DecodeResult decode(const uint8_t* data, size_t len, size_t nfds) {
       r.message = m;
       break;
     }
+    case MsgType::kTlsMaterial: {
+      TlsMaterial m;
+      p.u64(&m.serial);
+      r.message = m;
+      break;
+    }
     default:
       return fail("unknown message type " + std::to_string(type));
   }
@@ -172,6 +185,7 @@ std::string Session::accept(MsgType t) {
         case MsgType::kDrain:
         case MsgType::kTerminate:
         case MsgType::kStatsReq:
+        case MsgType::kTlsMaterial:  // any number of times, before and after READY
           if (!listeners_) return std::string(type_name(t)) + " before LISTENERS";
           return {};
         default:

@@ -10,10 +10,14 @@
 //   * Payload fields are little-endian fixed-width integers and strings with a
 //     u16 length prefix; every read is bounds-checked; strings are capped at
 //     kMaxString before any allocation. Trailing bytes are an error.
-//   * File descriptors travel only with LISTENERS, whose manifest names one
-//     entry per fd; the receiver checks that the count matches exactly and
-//     that every fd is a listening TCP socket of the stated family. Any other
-//     message carrying fds is an error (received fds are closed).
+//   * File descriptors travel only with LISTENERS and TLS_MATERIAL. The
+//     LISTENERS manifest names one entry per fd; the receiver checks that the
+//     count matches exactly and that every fd is a listening TCP socket of the
+//     stated family. TLS_MATERIAL carries exactly one fd: a memfd sealed
+//     against write/grow/shrink holding tls::encode(bundle)
+//     (common/tls/bundle.h); the receiver checks the seals and the size cap
+//     (tls::kMaxBundleSize) before reading. Any other message carrying fds,
+//     or a wrong count, is an error (received fds are closed).
 //   * The first message in each direction is HELLO. After that, each side
 //     accepts only the messages legal in its state (see Session). An unknown
 //     type, a second HELLO, a message in the wrong state or any decode error
@@ -22,6 +26,11 @@
 // Messages:
 //   HELLO       S->W, W->S  proto version, worker id, generation, pid
 //   LISTENERS   S->W        n x {id, tls flag, address "ip:port"}; n fds; once
+//   TLS_MATERIAL S->W       serial; 1 fd (sealed memfd with the TLS bundle);
+//                           any number of times after LISTENERS, before and
+//                           after READY (certificate reload, ticket rotation).
+//                           A worker with a TLS listener sends READY only
+//                           after it received one.
 //   READY       W->S        generation, pid; sent once, after sandboxing
 //   DRAIN       S->W        deadline ms: stop accepting, finish in-flight, exit
 //   TERMINATE   S->W        exit now
@@ -54,6 +63,7 @@ enum class MsgType : uint16_t {
   kTerminate = 5,
   kStatsReq = 6,
   kStatsAns = 7,
+  kTlsMaterial = 8,
 };
 
 struct Hello {
@@ -102,7 +112,13 @@ struct StatsAns {
   bool operator==(const StatsAns&) const = default;
 };
 
-using Message = std::variant<Hello, Listeners, Ready, Drain, Terminate, StatsReq, StatsAns>;
+// The fd that arrives with it is handled by the receiver (not part of the value).
+struct TlsMaterial {
+  uint64_t serial = 0;
+  bool operator==(const TlsMaterial&) const = default;
+};
+
+using Message = std::variant<Hello, Listeners, Ready, Drain, Terminate, StatsReq, StatsAns, TlsMaterial>;
 
 MsgType type_of(const Message& m);
 const char* type_name(MsgType t);

@@ -33,7 +33,54 @@ bool clear_all_caps(std::string* error) {
   return true;
 }
 
+constexpr cap_value_t kSupervisorPermitted[] = {CAP_SETUID,   CAP_SETGID, CAP_SETPCAP,   CAP_NET_BIND_SERVICE,
+                                                CAP_KILL,     CAP_BPF,    CAP_NET_ADMIN, CAP_PERFMON};
+constexpr cap_value_t kSupervisorEffective[] = {CAP_NET_BIND_SERVICE, CAP_KILL};
+
+template <size_t N>
+bool listed(const cap_value_t (&set)[N], int c) {
+  for (cap_value_t v : set)
+    if (v == c) return true;
+  return false;
+}
+
 }  // namespace
+
+bool restrict_supervisor_capabilities(std::string* error) {
+  if (geteuid() != 0) return true;
+  // Bounding set first, while CAP_SETPCAP is still effective. The kernel may
+  // know more capabilities than this libcap's CAP_LAST_CAP: read until EINVAL.
+  for (int c = 0; c < 64; ++c) {
+    int in = prctl(PR_CAPBSET_READ, c, 0, 0, 0);
+    if (in < 0) break;
+    if (in == 1 && !listed(kSupervisorPermitted, c) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0) {
+      *error = errno_str("PR_CAPBSET_DROP");
+      return false;
+    }
+  }
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) {
+    *error = errno_str("PR_CAP_AMBIENT_CLEAR_ALL");
+    return false;
+  }
+  CapHandle cur(cap_get_proc());
+  CapHandle want(cap_init());
+  if (!cur || !want || cap_clear(want.get()) != 0) {
+    *error = errno_str("cap_get_proc");
+    return false;
+  }
+  for (cap_value_t c : kSupervisorPermitted) {
+    cap_flag_value_t held = CAP_CLEAR;
+    cap_get_flag(cur.get(), c, CAP_PERMITTED, &held);
+    if (held != CAP_SET) continue;  // never more than we had
+    cap_set_flag(want.get(), CAP_PERMITTED, 1, &c, CAP_SET);
+    if (listed(kSupervisorEffective, c)) cap_set_flag(want.get(), CAP_EFFECTIVE, 1, &c, CAP_SET);
+  }
+  if (cap_set_proc(want.get()) != 0) {
+    *error = errno_str("cap_set_proc");
+    return false;
+  }
+  return true;
+}
 
 bool lookup_user(const std::string& name, UserIds* out, std::string* error) {
   long sz = sysconf(_SC_GETPW_R_SIZE_MAX);

@@ -25,6 +25,17 @@ bool lookup_user(const std::string& name, UserIds* out, std::string* error);
 // When not started as root the uid is left as it is (tests, unprivileged runs).
 bool drop_privileges(const std::string& user, std::string* error);
 
+// The supervisor's own capabilities when it runs as root (DESIGN.md's
+// privilege table). The bounding and permitted sets are cut to
+// kSupervisorPermitted: SETUID, SETGID, SETPCAP (the workers switch user and
+// empty their bounding set), NET_BIND_SERVICE, KILL, and BPF, NET_ADMIN,
+// PERFMON for the helper. Only NET_BIND_SERVICE (listeners, also on reload)
+// and KILL (signals to workers of another uid) stay effective. Children are
+// exec'd as root and so start with the bounding set (intersected with this
+// permitted set under NO_NEW_PRIVS); they narrow it themselves. Inheritable
+// and ambient sets are cleared. Does nothing when not root.
+bool restrict_supervisor_capabilities(std::string* error);
+
 // Checks the facts drop_privileges() establishes, from the kernel's view:
 // uid/gid non-zero if `expect_unprivileged_uid`, all capability sets empty,
 // NoNewPrivs set. Returns false with a description of the first violation.

@@ -302,6 +302,14 @@ SeccompPolicy worker_policy(pid_t self) {
   // _closeonexec). No F_SETOWN/F_SETSIG/F_DUPFD/locks.
   for (uint64_t cmd : {F_GETFL, F_SETFL, F_GETFD, F_SETFD}) p.allow_arg_eq(SCMP_SYS(fcntl), 1, cmd);
 
+  // TLS material (TLS_MATERIAL, any time after start-up): a sealed memfd from
+  // the supervisor, checked with F_GET_SEALS and fstat (glibc's fstat is
+  // newfstatat(fd, "", AT_EMPTY_PATH); only that flag value is allowed) and
+  // read with pread (sys::read_sealed_memfd).
+  p.allow_arg_eq(SCMP_SYS(fcntl), 1, F_GET_SEALS);
+  p.allow(SCMP_SYS(fstat)).allow_arg_eq(SCMP_SYS(newfstatat), 3, AT_EMPTY_PATH);
+  p.allow(SCMP_SYS(pread64));
+
   // Memory: malloc (brk, mmap for large chunks, mremap for realloc, madvise
   // when trimming). Never executable mappings: PROT_EXEC kills.
   p.allow(SCMP_SYS(brk)).allow(SCMP_SYS(munmap)).allow(SCMP_SYS(mremap)).allow(SCMP_SYS(madvise));

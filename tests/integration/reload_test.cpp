@@ -203,6 +203,38 @@ TEST_F(ReloadTest, ReloadUnderWrkLoadKeepsEveryRequest) {
   }
 }
 
+// The same with HTTP/2 (h2c prior knowledge): h2load multiplexes 10 streams
+// on each of 8 connections; old workers send GOAWAY and finish open streams,
+// h2load reconnects. It prints "N failed, N errored, N timeout"; all must be 0.
+TEST_F(ReloadTest, ReloadUnderH2loadKeepsEveryRequest) {
+  if (access("/usr/bin/h2load", X_OK) != 0)
+    GTEST_SKIP() << "h2load is not installed (scripts/install-deps.sh installs nghttp2-client)";
+  start(config(2, "A"));
+  std::string out;
+  int rc = -1;
+  std::thread load([&] {
+    rc = run_command({"/usr/bin/h2load", "-D", "4", "-c", "8", "-m", "10",
+                      "http://127.0.0.1:" + std::to_string(port_) + "/h2"},
+                     &out, 30000);
+  });
+  std::this_thread::sleep_for(300ms);
+  for (int generation = 2; generation <= 6; ++generation) {
+    ASSERT_TRUE(reload_with(config(1 + (generation % 3), generation % 2 ? "A" : "B"),
+                            "reloaded: generation " + std::to_string(generation)))
+        << proxy_->log();
+    std::this_thread::sleep_for(250ms);
+  }
+  load.join();
+  ASSERT_EQ(rc, 0) << out;
+  const auto pos = out.find("requests: ");
+  ASSERT_NE(pos, std::string::npos) << out;
+  EXPECT_NE(out.find(" 0 failed, 0 errored, 0 timeout", pos), std::string::npos) << out;
+  EXPECT_NE(out.find(", 0 3xx, 0 4xx, 0 5xx"), std::string::npos) << out;
+  // Not vacuous: thousands of requests were done.
+  const long done = std::strtol(out.c_str() + pos + 10, nullptr, 10);
+  EXPECT_GT(done, 200) << out;
+}
+
 TEST_F(ReloadTest, StopDuringNothingLeavesNoChildren) {
   start(config(2, "A"));
   ASSERT_TRUE(reload_with(config(2, "B"), "reloaded: generation 2")) << proxy_->log();

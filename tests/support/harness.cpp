@@ -22,6 +22,9 @@
 #include <stdexcept>
 #include <thread>
 
+#include <openssl/err.h>
+#include <openssl/x509.h>
+
 #include "tests/support/backend.h"
 
 #ifndef HUGINN_BINARY_DIR
@@ -255,14 +258,124 @@ HttpClient::HttpClient(const std::string& host, uint16_t port) {
   }
 }
 
+HttpClient::HttpClient(const std::string& host, uint16_t port, const TlsOptions& tls)
+    : HttpClient(host, port) {
+  if (fd_ < 0) {
+    tls_error_ = "connect failed";
+    return;
+  }
+  auto fail = [&](const std::string& what) {
+    unsigned long e = ERR_get_error();
+    char buf[256] = {};
+    if (e != 0) ERR_error_string_n(e, buf, sizeof buf);
+    tls_error_ = what + (e != 0 ? std::string(": ") + buf : "");
+    ERR_clear_error();
+    if (ssl_) SSL_free(ssl_);
+    ssl_ = nullptr;
+    close(fd_);
+    fd_ = -1;
+  };
+  ctx_ = SSL_CTX_new(TLS_client_method());
+  if (tls.min_version) SSL_CTX_set_min_proto_version(ctx_, tls.min_version);
+  if (tls.max_version) SSL_CTX_set_max_proto_version(ctx_, tls.max_version);
+  if (!tls.ca_file.empty()) {
+    if (SSL_CTX_load_verify_locations(ctx_, tls.ca_file.c_str(), nullptr) != 1) {
+      fail("CA file");
+      return;
+    }
+    SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
+  }
+  if (!tls.cert_file.empty()) {
+    if (SSL_CTX_use_certificate_chain_file(ctx_, tls.cert_file.c_str()) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx_, tls.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+      fail("client certificate");
+      return;
+    }
+  }
+  if (!tls.alpn.empty()) {
+    std::string wire;
+    for (const auto& p : tls.alpn) wire += static_cast<char>(p.size()) + p;
+    SSL_CTX_set_alpn_protos(ctx_, reinterpret_cast<const unsigned char*>(wire.data()),
+                            static_cast<unsigned>(wire.size()));
+  }
+  ssl_ = SSL_new(ctx_);
+  SSL_set_fd(ssl_, fd_);
+  if (!tls.sni.empty()) SSL_set_tlsext_host_name(ssl_, tls.sni.c_str());
+  if (tls.session) SSL_set_session(ssl_, tls.session);
+  if (SSL_connect(ssl_) != 1) fail("handshake");
+}
+
 HttpClient::~HttpClient() {
+  if (ssl_) SSL_free(ssl_);
+  if (ctx_) SSL_CTX_free(ctx_);
   if (fd_ >= 0) close(fd_);
+}
+
+ssize_t HttpClient::raw_send(const char* data, size_t len) {
+  if (!ssl_) return ::send(fd_, data, len, MSG_NOSIGNAL);
+  const int n = SSL_write(ssl_, data, static_cast<int>(std::min<size_t>(len, 1 << 30)));
+  return n > 0 ? n : -1;
+}
+
+ssize_t HttpClient::raw_recv(char* data, size_t len) {
+  if (!ssl_) return ::recv(fd_, data, len, 0);
+  const int n = SSL_read(ssl_, data, static_cast<int>(std::min<size_t>(len, 1 << 30)));
+  if (n > 0) return n;
+  return SSL_get_error(ssl_, n) == SSL_ERROR_ZERO_RETURN ? 0 : -1;
+}
+
+bool HttpClient::session_reused() const { return ssl_ && SSL_session_reused(ssl_) == 1; }
+
+std::string HttpClient::alpn() const {
+  if (!ssl_) return "";
+  const unsigned char* p = nullptr;
+  unsigned n = 0;
+  SSL_get0_alpn_selected(ssl_, &p, &n);
+  return std::string(reinterpret_cast<const char*>(p), n);
+}
+
+std::string HttpClient::tls_version() const { return ssl_ ? SSL_get_version(ssl_) : ""; }
+
+std::string HttpClient::peer_subject() const {
+  if (!ssl_) return "";
+  X509* cert = SSL_get0_peer_certificate(ssl_);
+  if (!cert) return "";
+  char buf[512] = {};
+  X509_NAME_oneline(X509_get_subject_name(cert), buf, sizeof buf);
+  return buf;
+}
+
+std::string HttpClient::peer_serial() const {
+  if (!ssl_) return "";
+  X509* cert = SSL_get0_peer_certificate(ssl_);
+  if (!cert) return "";
+  BIGNUM* bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr);
+  char* hex = BN_bn2hex(bn);
+  std::string out = hex ? hex : "";
+  OPENSSL_free(hex);
+  BN_free(bn);
+  return out;
+}
+
+SSL_SESSION* HttpClient::get1_session() const { return ssl_ ? SSL_get1_session(ssl_) : nullptr; }
+
+void HttpClient::pump(int timeout_ms) {
+  if (!ssl_) return;
+  pollfd p{fd_, POLLIN, 0};
+  if (poll(&p, 1, timeout_ms) <= 0) return;
+  char tmp[4096];
+  // Non-blocking peek-read: processes post-handshake messages (tickets).
+  const int flags = fcntl(fd_, F_GETFL);
+  fcntl(fd_, F_SETFL, flags | O_NONBLOCK);
+  const int n = SSL_read(ssl_, tmp, sizeof tmp);
+  if (n > 0) buf_.append(tmp, static_cast<size_t>(n));
+  fcntl(fd_, F_SETFL, flags);
 }
 
 bool HttpClient::send(const std::string& bytes) {
   size_t off = 0;
   while (off < bytes.size()) {
-    ssize_t w = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+    ssize_t w = raw_send(bytes.data() + off, bytes.size() - off);
     if (w < 0 && errno == EINTR) continue;
     if (w <= 0) return false;
     off += static_cast<size_t>(w);
@@ -289,10 +402,12 @@ bool HttpClient::send_pattern_body(uint64_t n, bool chunked) {
 }
 
 bool HttpClient::fill(int timeout_ms) {
-  pollfd p{fd_, POLLIN, 0};
-  if (poll(&p, 1, timeout_ms) <= 0) return false;
+  if (!(ssl_ && SSL_pending(ssl_) > 0)) {
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, timeout_ms) <= 0) return false;
+  }
   char tmp[65536];
-  ssize_t r = ::recv(fd_, tmp, sizeof tmp, 0);
+  ssize_t r = raw_recv(tmp, sizeof tmp);
   if (r <= 0) return false;
   buf_.append(tmp, static_cast<size_t>(r));
   return true;
@@ -403,7 +518,7 @@ bool HttpClient::wait_closed(int timeout_ms) {
     int n = poll(&p, 1, ms_left(deadline));
     if (n <= 0) return false;
     char tmp[4096];
-    ssize_t r = ::recv(fd_, tmp, sizeof tmp, 0);
+    ssize_t r = raw_recv(tmp, sizeof tmp);
     if (r <= 0) return true;
   }
 }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <json/json.h>
+#include <openssl/ssl.h>
 
 namespace huginn::testing {
 
@@ -80,9 +81,24 @@ struct HttpResponse {
   bool has_header(const std::string& lower_name) const;
 };
 
+// TLS for HttpClient (OpenSSL client).
+struct TlsOptions {
+  std::string sni;                // empty = no server_name extension
+  std::string ca_file;            // verify the server chain against it; empty = no verification
+  std::string cert_file;          // client certificate (mTLS) ...
+  std::string key_file;           // ... and its key
+  std::vector<std::string> alpn;  // offered protocols; empty = no ALPN extension
+  int min_version = 0;            // TLS1_2_VERSION, TLS1_3_VERSION; 0 = library default
+  int max_version = 0;
+  SSL_SESSION* session = nullptr;  // offered for resumption (not owned)
+};
+
 class HttpClient {
  public:
   HttpClient(const std::string& host, uint16_t port);
+  // The same over TLS: connects and completes the handshake; on failure
+  // connected() is false and tls_error() says why.
+  HttpClient(const std::string& host, uint16_t port, const TlsOptions& tls);
   ~HttpClient();
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
@@ -99,10 +115,27 @@ class HttpClient {
   // True if the server closes the connection within the timeout (EOF or reset).
   bool wait_closed(int timeout_ms = 5000);
 
+  // TLS connections only.
+  const std::string& tls_error() const { return tls_error_; }
+  bool session_reused() const;
+  std::string alpn() const;
+  std::string tls_version() const;
+  std::string peer_subject() const;   // RFC 2253 one-line subject of the server certificate
+  std::string peer_serial() const;    // hex serial number of the server certificate
+  SSL_SESSION* get1_session() const;  // caller frees with SSL_SESSION_free
+  // TLS 1.3 tickets arrive after the handshake: read (briefly) so that
+  // get1_session() has one. Plain HTTP exchanges do this implicitly.
+  void pump(int timeout_ms);
+
  private:
   bool fill(int timeout_ms);
+  ssize_t raw_send(const char* data, size_t len);
+  ssize_t raw_recv(char* data, size_t len);
   int fd_ = -1;
   std::string buf_;
+  SSL_CTX* ctx_ = nullptr;
+  SSL* ssl_ = nullptr;
+  std::string tls_error_;
 };
 
 // One request on a new connection; `extra` is inserted verbatim after Host.

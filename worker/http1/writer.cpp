@@ -82,19 +82,24 @@ std::string_view status_phrase(uint16_t status) {
   }
 }
 
+ErrorParts error_parts(std::string_view reason_code, const Headers& extra) {
+  ErrorParts p;
+  p.body = "{\"error\":\"";
+  p.body.append(reason_code);
+  p.body.append("\"}");
+  p.headers.reserve(extra.size() + 3);
+  p.headers.push_back({"Content-Type", "application/json"});
+  p.headers.push_back({"Content-Length", std::to_string(p.body.size())});
+  p.headers.insert(p.headers.end(), extra.begin(), extra.end());
+  return p;
+}
+
 std::string error_response(uint16_t status, std::string_view reason_code, const Headers& extra, bool close) {
-  std::string body = "{\"error\":\"";
-  body.append(reason_code);
-  body.append("\"}");
-  Headers h;
-  h.reserve(extra.size() + 3);
-  h.push_back({"Content-Type", "application/json"});
-  h.push_back({"Content-Length", std::to_string(body.size())});
-  if (close) h.push_back({"Connection", "close"});
-  h.insert(h.end(), extra.begin(), extra.end());
+  ErrorParts p = error_parts(reason_code, extra);
+  if (close) p.headers.insert(p.headers.begin() + 2, Header{"Connection", "close"});
   std::string out;
-  append_response_head(out, status, {}, h);
-  out.append(body);
+  append_response_head(out, status, {}, p.headers);
+  out.append(p.body);
   return out;
 }
 

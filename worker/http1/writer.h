@@ -29,14 +29,23 @@ inline constexpr std::string_view kBadRequest = "bad_request";
 inline constexpr std::string_view kHeadersTooLarge = "request_header_fields_too_large";
 inline constexpr std::string_view kNoRoute = "no_matching_route";
 inline constexpr std::string_view kMisdirected = "misdirected_request";
+inline constexpr std::string_view kMtlsInconsistent = "mutual_tls_host_inconsistency";
 inline constexpr std::string_view kBackendError = "backend_error";
 inline constexpr std::string_view kNoBackend = "no_matching_backend";
 inline constexpr std::string_view kGatewayTimeout = "gateway_timeout";
 }  // namespace reason
 
-// A complete proxy-generated response: JSON body, Content-Type,
-// Content-Length, `extra` headers (security headers), and Connection: close
-// when `close` is set.
+// The parts of a proxy-generated response, shared by HTTP/1.1 and HTTP/2:
+// the JSON body {"error":"<reason>"} and the header fields Content-Type,
+// Content-Length, then `extra` (security headers).
+struct ErrorParts {
+  std::string body;
+  Headers headers;
+};
+ErrorParts error_parts(std::string_view reason_code, const Headers& extra);
+
+// A complete HTTP/1.1 proxy-generated response (error_parts() serialised),
+// with Connection: close after Content-Length when `close` is set.
 std::string error_response(uint16_t status, std::string_view reason_code, const Headers& extra, bool close);
 
 }  // namespace huginn::worker::http1

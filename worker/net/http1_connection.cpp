@@ -7,6 +7,8 @@
 
 #include "common/sys/log.h"
 #include "worker/http1/writer.h"
+#include "worker/net/tls_shutdown.h"
+#include "worker/proxy/tls_host_check.h"
 
 namespace huginn::worker::net {
 
@@ -29,17 +31,14 @@ void set_upstream_socket_options(bufferevent* bev, const config::Config& cfg) {
 
 }  // namespace
 
-Http1Connection::Http1Connection(WorkerContext& ctx, evutil_socket_t fd, std::string peer_ip,
-                                 uint16_t local_port)
+Http1Connection::Http1Connection(WorkerContext& ctx, BufferEventPtr transport, ClientInfo info)
     : ctx_(ctx),
-      peer_ip_(std::move(peer_ip)),
-      local_port_(local_port),
-      client_(bufferevent_socket_new(ctx.base, fd, BEV_OPT_CLOSE_ON_FREE)),
+      info_(std::move(info)),
+      client_(std::move(transport)),
       client_timer_(evtimer_new(ctx.base, &Http1Connection::client_timer_cb, this)),
       connect_timer_(evtimer_new(ctx.base, &Http1Connection::connect_timer_cb, this)),
       req_parser_(http1::Parser::Kind::kRequest, ctx.limits, this) {
   resp_sink_.c = this;
-  if (!client_) evutil_closesocket(fd);  // bufferevent_socket_new failed: we still own fd
 }
 
 Http1Connection::~Http1Connection() = default;
@@ -49,9 +48,6 @@ bool Http1Connection::start() {
     close();
     return false;
   }
-  const evutil_socket_t fd = bufferevent_getfd(client_.get());
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   bufferevent_setcb(client_.get(), &client_read_cb, &client_write_cb, &client_event_cb, this);
   bufferevent_setwatermark(client_.get(), EV_READ, 0, kReadHigh);
   bufferevent_setwatermark(client_.get(), EV_WRITE, kLowWater, 0);
@@ -59,6 +55,8 @@ bool Http1Connection::start() {
   bufferevent_enable(client_.get(), EV_READ | EV_WRITE);
   timer_mode_ = TimerMode::kHeader;
   arm_client_timer(ctx_.cfg->timeout.request_header_ms);
+  // Bytes that arrived before this object took the transport over.
+  if (in_len(client_.get()) > 0) process_input();
   return true;
 }
 
@@ -97,6 +95,7 @@ void Http1Connection::close() {
   if (client_) {
     bufferevent_disable(client_.get(), EV_READ | EV_WRITE);
     bufferevent_setcb(client_.get(), nullptr, nullptr, nullptr, nullptr);
+    if (info_.tls) send_close_notify(client_.get());
   }
   if (client_timer_) evtimer_del(client_timer_.get());
   if (connect_timer_) evtimer_del(connect_timer_.get());
@@ -167,7 +166,7 @@ void Http1Connection::client_event_cb(bufferevent*, short what, void* arg) {
 
 void Http1Connection::client_timer_cb(evutil_socket_t, short, void* arg) {
   auto* c = static_cast<Http1Connection*>(arg);
-  HLOG_DEBUG("client %s: %s timeout", c->peer_ip_.c_str(),
+  HLOG_DEBUG("client %s: %s timeout", c->info_.peer_ip.c_str(),
              c->timer_mode_ == TimerMode::kIdle     ? "idle"
              : c->timer_mode_ == TimerMode::kHeader ? "request header"
                                                     : "flush");
@@ -210,7 +209,7 @@ void Http1Connection::process_input() {
 void Http1Connection::on_request_parse_error() {
   const bool too_large = req_parser_.error() == http1::ParseError::kHeaderTooLarge ||
                          req_parser_.error() == http1::ParseError::kTooManyHeaders;
-  HLOG_DEBUG("client %s: bad request: %s", peer_ip_.c_str(), req_parser_.error_reason());
+  HLOG_DEBUG("client %s: bad request: %s", info_.peer_ip.c_str(), req_parser_.error_reason());
   if (ex_.active && ex_.response_started) {
     close();  // cannot answer in the middle of a response
     return;
@@ -231,7 +230,7 @@ void Http1Connection::respond_local(uint16_t status, std::string_view reason, bo
   const bool body_outstanding = ex_.has_body && !ex_.request_complete;
   const bool close_conn =
       force_close || !ex_.client_keep_alive || body_outstanding || draining_ || ctx_.draining;
-  const auto sec = proxy::security_headers(*ctx_.cfg, ex_.domain, ex_.route, false);
+  const auto sec = proxy::security_headers(*ctx_.cfg, ex_.domain, ex_.route, info_.tls);
   write_client(http1::error_response(status, reason, sec, close_conn));
   ex_.response_started = true;
   ex_.response_complete = true;
@@ -266,6 +265,17 @@ void Http1Connection::on_request_head(http1::RequestHead&& head) {
   auto d = ctx_.router->route(ex_.host, head.target);
   ex_.domain = d.domain;
   ex_.route = d.route;
+  if (d.outcome != proxy::Router::Outcome::kMisdirected) {
+    // The TLS/mTLS host rules come right after the domain match.
+    switch (proxy::check_tls_host(*ctx_.cfg, info_, d.domain)) {
+      case proxy::TlsHostVerdict::kMisdirected:
+        return respond_local(421, http1::reason::kMisdirected, false);
+      case proxy::TlsHostVerdict::kMtlsInconsistent:
+        return respond_local(421, http1::reason::kMtlsInconsistent, false);
+      case proxy::TlsHostVerdict::kAllowed:
+        break;
+    }
+  }
   switch (d.outcome) {
     case proxy::Router::Outcome::kMisdirected:
       return respond_local(421, http1::reason::kMisdirected, false);
@@ -284,10 +294,10 @@ void Http1Connection::on_request_head(http1::RequestHead&& head) {
   rc.domain = d.domain;
   rc.route = d.route;
   rc.backend = d.backend;
-  rc.fingerprints = &fingerprints_;
-  rc.peer_ip = peer_ip_;
-  rc.local_port = local_port_;
-  rc.tls = false;
+  rc.fingerprints = &info_.fingerprints;
+  rc.peer_ip = info_.peer_ip;
+  rc.local_port = info_.local_port;
+  rc.tls = info_.tls;
   rc.host = ex_.host;
   http1::Headers out = proxy::rewrite_request(head.headers, rc);
   if (head.framing == http1::BodyFraming::kChunked) {
@@ -529,7 +539,7 @@ void Http1Connection::on_upstream_head(http1::ResponseHead&& head) {
   rc.domain = ex_.domain;
   rc.route = ex_.route;
   rc.backend = ex_.backend;
-  rc.tls = false;
+  rc.tls = info_.tls;
   http1::Headers out = proxy::rewrite_response(head.headers, rc);
   switch (head.framing) {
     case http1::BodyFraming::kNone:

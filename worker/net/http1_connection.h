@@ -21,26 +21,28 @@
 #include <string>
 
 #include "worker/http1/parser.h"
+#include "worker/net/connection.h"
 #include "worker/net/event_handles.h"
 #include "worker/net/worker_context.h"
 #include "worker/proxy/header_rewrite.h"
 
 namespace huginn::worker::net {
 
-class Http1Connection : public http1::ParserSink {
+class Http1Connection : public Connection, public http1::ParserSink {
  public:
-  Http1Connection(WorkerContext& ctx, evutil_socket_t fd, std::string peer_ip, uint16_t local_port);
+  // `transport`: a connected client bufferevent (plain socket or TLS), no
+  // callbacks set; bytes already in its input (sniffed, or read during the
+  // TLS handshake) are processed by start().
+  Http1Connection(WorkerContext& ctx, BufferEventPtr transport, ClientInfo info);
   ~Http1Connection() override;
   Http1Connection(const Http1Connection&) = delete;
   Http1Connection& operator=(const Http1Connection&) = delete;
 
-  bool start();
+  bool start() override;
   // Graceful stop: close now if idle, else after the current response (which
   // then carries Connection: close).
-  void drain();
-  bool closed() const { return closed_; }
-  // The seam for TLS/TCP fingerprints, filled in before start().
-  proxy::ConnectionFingerprints& fingerprints() { return fingerprints_; }
+  void drain() override;
+  bool closed() const override { return closed_; }
 
  private:
   // Request parser sink.
@@ -115,9 +117,7 @@ class Http1Connection : public http1::ParserSink {
   };
 
   WorkerContext& ctx_;
-  std::string peer_ip_;
-  uint16_t local_port_;
-  proxy::ConnectionFingerprints fingerprints_;
+  ClientInfo info_;
   BufferEventPtr client_;
   EventPtr client_timer_;
   EventPtr connect_timer_;

@@ -12,12 +12,12 @@
 
 #include "common/config/model.h"
 #include "worker/http1/parser.h"
+#include "worker/net/connection.h"
+#include "worker/net/event_handles.h"
 #include "worker/proxy/router.h"
 #include "worker/proxy/upstream_pool.h"
 
 namespace huginn::worker::net {
-
-class Http1Connection;
 
 struct WorkerContext {
   event_base* base = nullptr;
@@ -30,7 +30,10 @@ struct WorkerContext {
   bool draining = false;
   // Called once when a connection has finished; the owner destroys it later
   // (never inside the call).
-  std::function<void(Http1Connection*)> on_closed;
+  std::function<void(Connection*)> on_closed;
+  // Starts the HTTP/1.1 or HTTP/2 connection that takes over `transport`
+  // once the protocol is known (cleartext sniffing, TLS ALPN). The Server owns it.
+  std::function<void(BufferEventPtr transport, ClientInfo info, bool h2)> start_http;
 };
 
 // Buffer bounds of the data path (per direction and connection): at most

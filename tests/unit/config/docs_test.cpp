@@ -156,7 +156,10 @@ namespace {
 // The demo configuration of the README's first command must stay valid too.
 TEST(DemoConfig, Loads) {
   auto c = ok(read_source("etc/demo.toml"));
-  EXPECT_FALSE(c->listen.addrs.empty());
+  EXPECT_EQ(c->listen.addrs.size(), 1u);
+  EXPECT_EQ(c->listen.cleartext_addrs.size(), 1u);
+  ASSERT_TRUE(c->tls.has_value());
+  EXPECT_EQ(c->tls->cert_path, "@DEMO_DIR@/localhost.crt");
 }
 
 }  // namespace

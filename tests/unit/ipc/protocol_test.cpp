@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include "common/ipc/channel.h"
+#include "common/sys/memfd.h"
 
 namespace huginn::ipc {
 namespace {
@@ -27,6 +28,7 @@ TEST(IpcProtocol, EveryMessageRoundTrips) {
       {Terminate{}, 0},
       {StatsReq{}, 0},
       {StatsAns{1, 2, 3}, 0},
+      {TlsMaterial{42}, 1},
   };
   for (const auto& [m, nfds] : cases) {
     auto bytes = encode(m);
@@ -75,6 +77,9 @@ TEST(IpcProtocol, MalformedDatagramsAreRejectedWithAReason) {
       {"string overrun", string_overrun, 1, "truncated LISTENERS"},
       {"peer protocol", peer_version, 0, "peer speaks protocol 99"},
       {"empty drain", header(kVersion, 4, 0), 0, "truncated DRAIN"},
+      {"tls material without fd", encode(TlsMaterial{1}), 0, "exactly one descriptor, 0 arrived"},
+      {"tls material with 2 fds", encode(TlsMaterial{1}), 2, "exactly one descriptor, 2 arrived"},
+      {"truncated tls material", header(kVersion, 8, 0), 1, "truncated TLS_MATERIAL"},
   };
   for (const auto& c : cases) {
     auto d = decode(c.bytes.data(), c.bytes.size(), c.nfds);
@@ -95,6 +100,20 @@ TEST(IpcSession, WorkerSideAcceptsOnlyTheLegalOrder) {
   EXPECT_EQ(w.accept(MsgType::kStatsReq), "");
   EXPECT_EQ(w.accept(MsgType::kDrain), "");
   EXPECT_NE(w.accept(MsgType::kReady), "");      // supervisor never sends READY
+}
+
+TEST(IpcSession, TlsMaterialIsLegalAfterListenersAnyNumberOfTimes) {
+  Session w(Session::Role::kWorkerSide);
+  EXPECT_EQ(w.accept(MsgType::kHello), "");
+  EXPECT_NE(w.accept(MsgType::kTlsMaterial), "");  // before LISTENERS
+  EXPECT_EQ(w.accept(MsgType::kListeners), "");
+  EXPECT_EQ(w.accept(MsgType::kTlsMaterial), "");
+  EXPECT_EQ(w.accept(MsgType::kTlsMaterial), "");
+  EXPECT_EQ(w.accept(MsgType::kStatsReq), "");
+  EXPECT_EQ(w.accept(MsgType::kTlsMaterial), "");
+  Session sup(Session::Role::kSupervisorSide);
+  EXPECT_EQ(sup.accept(MsgType::kHello), "");
+  EXPECT_NE(sup.accept(MsgType::kTlsMaterial), "");  // workers never send it
 }
 
 TEST(IpcSession, SupervisorSideAcceptsOnlyTheLegalOrder) {
@@ -139,6 +158,26 @@ TEST(IpcChannel, DescriptorsOnTheWrongMessageAreClosedAndRejected) {
   EXPECT_EQ(r.status, RecvStatus::kError);
   EXPECT_TRUE(r.fds.empty());
   EXPECT_NE(r.error.find("unexpected file descriptors"), std::string::npos) << r.error;
+}
+
+TEST(IpcChannel, TlsMaterialCarriesOneSealedMemfd) {
+  sys::UniqueFd a, b;
+  ASSERT_TRUE(make_channel(&a, &b));
+  std::string err;
+  sys::UniqueFd mfd = sys::make_sealed_memfd("test", "bundle bytes", &err);
+  ASSERT_TRUE(mfd) << err;
+  ASSERT_TRUE(send_message(a.get(), TlsMaterial{9}, {mfd.get()}, &err)) << err;
+  auto r = receive_message(b.get());
+  ASSERT_EQ(r.status, RecvStatus::kMessage) << r.error;
+  ASSERT_EQ(r.fds.size(), 1u);
+  EXPECT_EQ(std::get<TlsMaterial>(r.message).serial, 9u);
+  std::string text;
+  ASSERT_TRUE(sys::read_sealed_memfd(r.fds[0].get(), 100, &text, &err)) << err;
+  EXPECT_EQ(text, "bundle bytes");
+  EXPECT_FALSE(sys::read_sealed_memfd(r.fds[0].get(), 5, &text, &err));  // over the cap
+  EXPECT_NE(err.find("over the limit"), std::string::npos) << err;
+  EXPECT_FALSE(sys::read_sealed_memfd(a.get(), 100, &text, &err));  // not a memfd
+  EXPECT_NE(err.find("not a sealed memfd"), std::string::npos) << err;
 }
 
 TEST(IpcChannel, PeerCloseIsReported) {

@@ -20,6 +20,7 @@
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <termios.h>
 #include <unistd.h>
@@ -31,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "common/sys/memfd.h"
 #include "common/sys/seccomp.h"
 #include "tests/support/harness.h"
 #include "tests/unit/sandbox/child.h"
@@ -433,6 +435,35 @@ TEST(WorkerSandboxTest, DebugModeNamesTheOffendingSystemCall) {
                       [] { return make_socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL)); });
   EXPECT_TRUE(end.exited && end.code == kSandboxViolationExitStatus) << end.describe();
   EXPECT_NE(end.err.find("(socket)"), std::string::npos) << end.err;
+}
+
+TEST(WorkerSandboxTest, SealedMemfdFromTheSupervisorIsReadableInside) {
+  // TLS_MATERIAL arrives after the sandbox: seals, fstat, pread, close.
+  std::string err;
+  sys::UniqueFd mfd = sys::make_sealed_memfd("tls", "bundle bytes", &err);
+  ASSERT_TRUE(mfd) << err;
+  const int fd = mfd.get();
+  for (bool debug : {false, true}) {
+    Case ok{"allowed: read a sealed memfd",
+            [fd] {
+              std::string text, e;
+              if (!sys::read_sealed_memfd(fd, 1024, &text, &e)) return 1;
+              if (text != "bundle bytes") return 2;
+              return result_of(close(fd));
+            },
+            Expect::kSuccess};
+    check(ok, run_sandboxed(Sandbox::kWorker, debug, ok.body), debug);
+    Case seals{"fcntl F_ADD_SEALS kills", [fd] { return result_of(fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL)); },
+               Expect::kKilled};
+    check(seals, run_sandboxed(Sandbox::kWorker, debug, seals.body), debug);
+    Case stat_path{"newfstatat on a path (no AT_EMPTY_PATH) kills",
+                   [] {
+                     struct stat st {};
+                     return result_of(syscall(SYS_newfstatat, AT_FDCWD, "/etc/passwd", &st, 0));
+                   },
+                   Expect::kKilled};
+    check(stat_path, run_sandboxed(Sandbox::kWorker, debug, stat_path.body), debug);
+  }
 }
 
 TEST(WorkerSandboxTest, DebugModeStillKillsForbiddenCalls) {

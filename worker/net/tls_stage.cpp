@@ -1,0 +1,42 @@
+#include "worker/net/tls_stage.h"
+
+#include "common/sys/log.h"
+
+namespace huginn::worker::net {
+
+TlsStage::TlsStage(WorkerContext& ctx, sys::UniqueFd fd, std::shared_ptr<const tls::ContextSet> contexts,
+                   ClientInfo info)
+    : ctx_(ctx), fd_(std::move(fd)), contexts_(std::move(contexts)), info_(std::move(info)) {}
+
+TlsStage::~TlsStage() = default;
+
+bool TlsStage::start() {
+  tls::AcceptOptions opts;
+  opts.deadline_ms = uint64_t{ctx_.cfg->timeout.tls_handshake_secs} * 1000;
+  opts.compute_ja4 = ctx_.cfg->fingerprint.tls_enabled;
+  const std::string peer = info_.peer_ip;
+  acceptor_ = tls::Acceptor::start(
+      ctx_.base, std::move(fd_), std::move(contexts_), opts, std::move(info_),
+      [this](BufferEventPtr bev, ClientInfo info) {
+        const bool h2 = info.alpn == "h2";
+        ctx_.start_http(std::move(bev), std::move(info), h2);
+        finish();
+      },
+      [this, peer](const std::string& reason) {
+        HLOG_DEBUG("client %s: TLS handshake failed: %s", peer.c_str(), reason.c_str());
+        finish();
+      });
+  if (!acceptor_) {
+    finish();
+    return false;
+  }
+  return true;
+}
+
+void TlsStage::finish() {
+  if (closed_) return;
+  closed_ = true;
+  if (ctx_.on_closed) ctx_.on_closed(this);
+}
+
+}  // namespace huginn::worker::net
