@@ -16,7 +16,7 @@ PKGS=(
   libtomlplusplus-dev libpcap-dev libseccomp-dev linux-libc-dev
   # tests
   googletest libgtest-dev libgmock-dev libbenchmark-dev
-  curl nghttp2-client openssl iproute2 tcpdump p0f python3 python3-h2 wrk strace
+  curl nghttp2-client openssl iproute2 tcpdump p0f python3 python3-h2 python3-prometheus-client wrk strace
   dbus dbus-daemon mandoc
   # packaging: cpack DEB with dpkg-shlibdeps (needs `file`), nspawn for the boot test
   dpkg-dev file systemd-container procps man-db

@@ -17,6 +17,7 @@
 #include "build_info.h"
 #include "common/config/loader.h"
 #include "common/ipc/channel.h"
+#include "common/metrics/render.h"
 #include "common/sys/log.h"
 #include "common/sys/memfd.h"
 #include "supervisor/dbus_service.h"
@@ -95,6 +96,10 @@ std::unique_ptr<Supervisor::Generation> Supervisor::make_generation(std::shared_
   gen->sup = this;
   gen->id = next_generation_++;
   gen->memfd = std::move(fd);
+  if (cfg->telemetry.metrics_port) {
+    gen->metrics = metrics::Table::create(cfg->workers, error);
+    if (!gen->metrics) return nullptr;
+  }
   gen->slots.resize(cfg->workers);
   for (uint32_t i = 0; i < cfg->workers; ++i) {
     gen->slots[i].gen = gen.get();
@@ -150,6 +155,9 @@ bool Supervisor::spawn_worker(Generation* gen, uint32_t slot, std::string* error
   }
   if (!ipc::send_message(w->ctl.get(), ipc::Hello{ipc::kVersion, slot, gen->id, 0}, {}, error) ||
       !ipc::send_message(w->ctl.get(), lm, fds, error) ||
+      (gen->metrics &&
+       !ipc::send_message(w->ctl.get(), ipc::Metrics{metrics::kLayoutVersion, gen->metrics->slots()},
+                          {gen->metrics->fd()}, error)) ||
       (gen->tls && !ipc::send_message(w->ctl.get(), ipc::TlsMaterial{gen->tls->bundle.serial},
                                       {gen->tls->memfd.get()}, error))) {
     kill(child.pid, SIGKILL);
@@ -236,6 +244,9 @@ void Supervisor::on_worker_ready(WorkerProc* w) {
     close_unused_listeners();
     HLOG_INFO("all %zu workers of generation %u ready, serving on %s", gen->slots.size(), gen->id,
               listen_summary().c_str());
+    std::string terr;
+    if (!apply_telemetry(*gen->cfg, &terr))
+      HLOG_ERROR("telemetry endpoint: %s; the previous one stays", terr.c_str());
     finish_reload(true, "reloaded: generation " + std::to_string(gen->id) + " with " +
                             std::to_string(gen->slots.size()) + " workers");
   }
@@ -286,6 +297,8 @@ void Supervisor::on_exit(WorkerProc* w) {
   }
   const WorkerState state = w->state;
   workers_.erase(pid);  // frees the events and descriptors
+  // Its counts stay in the totals; the slot is clean for the next worker.
+  if (gen->metrics) gen->metrics->fold_into(slot, &metrics_base_);
   if (stopping_) {
     if (workers_.empty()) event_base_loopexit(base_.get(), nullptr);
     return;
@@ -308,6 +321,7 @@ void Supervisor::on_exit(WorkerProc* w) {
 void Supervisor::schedule_restart(Slot* s, bool quick_failure) {
   s->consecutive_crashes = quick_failure ? s->consecutive_crashes + 1 : 0;
   ++s->restarts;
+  ++worker_restarts_;
   double delay = 0;
   if (s->consecutive_crashes > 1) {
     delay = std::min<double>(kMaxBackoffSecs, 0.25 * (1 << std::min(s->consecutive_crashes - 2, 8)));
@@ -385,6 +399,17 @@ void Supervisor::reload(ReloadDone done) {
     return;
   }
   HLOG_INFO("reloading %s", config_path_.c_str());
+  done = [this, inner = std::move(done)](bool ok, const std::string& message) {
+    if (ok) {
+      ++reloads_ok_;
+      timespec ts{};
+      clock_gettime(CLOCK_REALTIME, &ts);
+      last_reload_unix_ = static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+    } else {
+      ++reloads_failed_;
+    }
+    inner(ok, message);
+  };
   auto loaded = config::load_file(config_path_);
   std::shared_ptr<const TlsPayload> tls_payload;
   if (auto* ok = std::get_if<std::shared_ptr<const config::Config>>(&loaded)) {
@@ -656,6 +681,70 @@ std::string Supervisor::status_json() {
   return Json::writeString(b, v);
 }
 
+Readiness Supervisor::readiness() const {
+  if (stopping_) return Readiness::kStopping;
+  return announced_ready_ ? Readiness::kReady : Readiness::kStarting;
+}
+
+bool Supervisor::apply_telemetry(const config::Config& cfg, std::string* error) {
+  if (!cfg.telemetry.metrics_port) {
+    if (metrics_endpoint_)
+      HLOG_INFO("telemetry endpoint %s closed", metrics_endpoint_->address().to_string().c_str());
+    metrics_endpoint_.reset();
+    return true;
+  }
+  const std::string host = cfg.telemetry.metrics_address.value_or("0.0.0.0");
+  const std::string text = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+                           std::to_string(*cfg.telemetry.metrics_port);
+  auto addr = net::SocketAddress::parse(text);
+  if (!addr) {
+    *error = "bad address " + text;
+    return false;
+  }
+  if (metrics_endpoint_ && metrics_endpoint_->address() == *addr) return true;
+  auto start = [this](const net::SocketAddress& a, std::string* e) {
+    MetricsEndpoint::Hooks hooks;
+    hooks.readiness = [this] { return readiness(); };
+    hooks.metrics = [this] { return render_metrics(); };
+    return MetricsEndpoint::start(base_.get(), a, std::move(hooks), e);
+  };
+  // The old socket goes first: a reload may keep the port and change the
+  // address (0.0.0.0 → 127.0.0.1), which could not bind next to it.
+  std::optional<net::SocketAddress> previous;
+  if (metrics_endpoint_) previous = metrics_endpoint_->address();
+  metrics_endpoint_.reset();
+  metrics_endpoint_ = start(*addr, error);
+  if (!metrics_endpoint_) {
+    std::string again;
+    if (previous) metrics_endpoint_ = start(*previous, &again);
+    return false;
+  }
+  HLOG_INFO("telemetry endpoint on %s (/metrics, /health, /live, /ready)", addr->to_string().c_str());
+  return true;
+}
+
+std::string Supervisor::render_metrics() const {
+  metrics::Counters totals = metrics_base_;
+  for (const auto& g : generations_)
+    if (g->metrics)
+      for (uint32_t i = 0; i < g->metrics->slots(); ++i) metrics::accumulate(g->metrics->read(i), &totals);
+  metrics::SupervisorFacts f;
+  f.version = build::kVersion;
+  f.generation = generation();
+  f.reloads_ok = reloads_ok_;
+  f.reloads_failed = reloads_failed_;
+  f.last_reload_unix = last_reload_unix_;
+  f.live_workers = static_cast<uint32_t>(workers_.size());
+  f.worker_restarts = worker_restarts_;
+  if (helper_stats_) {
+    f.syn_v4 = metrics::SynMapCounters{helper_stats_->v4.captured, helper_stats_->v4.malformed,
+                                       helper_stats_->v4.insert_failures};
+    f.syn_v6 = metrics::SynMapCounters{helper_stats_->v6.captured, helper_stats_->v6.malformed,
+                                       helper_stats_->v6.insert_failures};
+  }
+  return metrics::render(totals, f);
+}
+
 void Supervisor::refresh_stats() {
   if (privhelper_ && privhelper_->running())
     privhelper_->request_stats(
@@ -844,6 +933,11 @@ int Supervisor::run() {
   std::vector<std::string> added;
   if (!reconcile_listeners(*active_->cfg, &added, &err)) {
     HLOG_ERROR("cannot listen: %s", err.c_str());
+    return 2;
+  }
+  // The telemetry endpoint answers from the start (/ready: 503 until READY).
+  if (!apply_telemetry(*active_->cfg, &err)) {
+    HLOG_ERROR("cannot serve telemetry: %s", err.c_str());
     return 2;
   }
   // TLS material: like a bind failure, unusable files stop the start-up.

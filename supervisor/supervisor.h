@@ -23,6 +23,7 @@
 
 #include "common/config/model.h"
 #include "common/ipc/protocol.h"
+#include "common/metrics/table.h"
 #include "common/sys/c_handle.h"
 #include "common/sys/unique_fd.h"
 #include "common/tls/bundle.h"
@@ -30,6 +31,7 @@
 #include "supervisor/control.h"
 #include "common/ipc/helper_protocol.h"
 #include "supervisor/listeners.h"
+#include "supervisor/metrics_endpoint.h"
 #include "supervisor/privhelper_client.h"
 #include "supervisor/spawn.h"
 #include "supervisor/tls_material.h"
@@ -95,6 +97,10 @@ class Supervisor : public Control {
     std::vector<Slot> slots;  // sized once: timers point into it
     GenState state = GenState::kStarting;
     std::shared_ptr<const TlsPayload> tls;  // newest TLS material; null without [tls]
+    // Shared metrics table, one slot per worker slot; null without
+    // [telemetry] metrics_port. A slot is folded into metrics_base_ and zeroed
+    // when its worker exits, before a new worker gets it.
+    std::unique_ptr<metrics::Table> metrics;
   };
   struct PendingReload {
     Generation* gen = nullptr;
@@ -128,6 +134,11 @@ class Supervisor : public Control {
   void close_unused_listeners();
   void finish_reload(bool ok, const std::string& message);
   void refresh_stats();
+  // Telemetry endpoint: (re)binds it for `cfg` ([telemetry] metrics_port /
+  // metrics_address); false when it cannot bind (the previous one stays).
+  bool apply_telemetry(const config::Config& cfg, std::string* error);
+  std::string render_metrics() const;
+  Readiness readiness() const;
   std::string listen_summary() const;
   // TLS material (supervisor/tls_material.h): reads the files `cfg` names and
   // seals a new bundle (next serial, current ticket keys); null + errors.
@@ -166,6 +177,14 @@ class Supervisor : public Control {
   std::unique_ptr<CertWatch> cert_watch_;
   Event ticket_timer_;
   std::chrono::steady_clock::time_point started_at_;
+  // Telemetry: the endpoint, folded counts of exited workers, and what only
+  // the supervisor counts.
+  std::unique_ptr<MetricsEndpoint> metrics_endpoint_;
+  metrics::Counters metrics_base_{};
+  uint64_t reloads_ok_ = 0;
+  uint64_t reloads_failed_ = 0;
+  double last_reload_unix_ = 0;
+  uint64_t worker_restarts_ = 0;
   bool stopping_ = false;
   bool announced_ready_ = false;
   int exit_status_ = 0;

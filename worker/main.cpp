@@ -19,11 +19,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/config/loader.h"
 #include "common/ipc/channel.h"
+#include "common/metrics/table.h"
 #include "common/sys/c_handle.h"
 #include "common/sys/log.h"
 #include "common/sys/memfd.h"
@@ -127,6 +129,9 @@ struct Worker {
   huginn::ipc::Session session{huginn::ipc::Session::Role::kWorkerSide};
   Event ctl_ev, term_ev, drain_timer, maps_ev;
   std::unique_ptr<huginn::worker::syn::TcpSynResolver> syn;
+  // The generation's shared metrics table (METRICS) and this worker's slot.
+  std::unique_ptr<huginn::metrics::Table> metrics_table;
+  std::optional<huginn::metrics::Slot> metrics_slot;
 
   // The helper's MAPS_GRANT: validated against its manifest, then used for
   // lookups. Losing the channel only means no (new) grant: lookups fall back
@@ -252,6 +257,20 @@ int main(int argc, char** argv) {
       die("LISTENERS: %s", e.address + ": " + err);
     specs.push_back({e.id, *addr, e.tls});
   }
+  // With [telemetry] metrics_port the supervisor sends the shared metrics
+  // table right after LISTENERS; it is mapped now, before the sandbox.
+  if (w.cfg->telemetry.metrics_port) {
+    std::vector<UniqueFd> mfds;
+    auto mmsg = expect_message(ctl, w.session, &mfds);
+    auto* mm = std::get_if<ipc::Metrics>(&mmsg);
+    if (!mm) die("control channel: expected METRICS, got %s", ipc::type_name(ipc::type_of(mmsg)));
+    if (mm->layout != metrics::kLayoutVersion)
+      die("METRICS: layout %s is not ours", std::to_string(mm->layout));
+    if (w.args.worker_id >= mm->slots) die("METRICS: no slot for this worker%s", "");
+    w.metrics_table = metrics::Table::attach(mfds.at(0).get(), mm->slots, &err);
+    if (!w.metrics_table) die("METRICS: %s", err);
+    w.metrics_slot.emplace(w.metrics_table->slot(w.args.worker_id));
+  }
   // A worker with a TLS listener waits for its TLS material (sent right after
   // LISTENERS) before it serves or says READY.
   std::shared_ptr<const tls::Bundle> tls_bundle;
@@ -276,6 +295,7 @@ int main(int argc, char** argv) {
   w.server = std::make_unique<worker::Server>(w.base.get(), w.cfg);
 
   if (w.syn) w.server->set_syn_resolver(w.syn.get());
+  if (w.metrics_slot) w.server->set_metrics(&*w.metrics_slot);
   if (tls_bundle) w.server->set_tls_bundle(std::move(tls_bundle));
   if (!sys::drop_privileges(w.cfg->user, &err)) die("dropping privileges: %s", err);
 

@@ -1,6 +1,7 @@
 #include "worker/server.h"
 
 #include <arpa/inet.h>
+#include <event2/buffer.h>
 #include <event2/listener.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -13,8 +14,10 @@
 #include "common/sys/log.h"
 #include "worker/net/cleartext_sniffer.h"
 #include "worker/net/event_handles.h"
+#include "worker/net/h2c_upstream.h"
 #include "worker/net/http1_connection.h"
 #include "worker/net/http2_connection.h"
+#include "worker/net/tls_shutdown.h"
 #include "worker/net/tls_stage.h"
 #include "worker/net/worker_context.h"
 #include "worker/syn/tcp_syn.h"
@@ -56,12 +59,24 @@ struct Server::Impl {
   static void accept_cb(evconnlistener* l, evutil_socket_t fd, sockaddr* sa, int socklen, void* arg);
   static void accept_error_cb(evconnlistener* l, void* arg);
   static void reap_cb(evutil_socket_t, short, void* arg);
+  // Lingering close (WorkerContext::linger).
+  struct Lingering {
+    Impl* impl = nullptr;
+    net::BufferEventPtr bev;
+    size_t discarded = 0;
+  };
+  void linger(net::BufferEventPtr bev);
+  void end_linger(Lingering* l);
+  static void linger_read_cb(bufferevent* bev, void* arg);
+  static void linger_event_cb(bufferevent* bev, short what, void* arg);
   void connection_closed(net::Connection* c);
   void adopt(std::unique_ptr<net::Connection> conn);
   void start_http(net::BufferEventPtr transport, net::ClientInfo info, bool h2);
   void maybe_drained();
 
   net::WorkerContext ctx;
+  // Idle h2c backend connections; destroyed after every connection (~Impl clears those first).
+  std::unique_ptr<net::H2cPool> h2c_pool;
   struct Listener {
     Impl* impl = nullptr;
     ListenerSpec spec;
@@ -76,6 +91,8 @@ struct Server::Impl {
   // SSL_CTXs built from it; handshakes in progress keep the set they started with.
   std::shared_ptr<const tls::ContextSet> tls_contexts;
   std::vector<std::unique_ptr<net::Connection>> graveyard;
+  std::unordered_map<Lingering*, std::unique_ptr<Lingering>> lingering;
+  std::vector<std::unique_ptr<Lingering>> linger_graveyard;
   net::EventPtr reaper;
   uint64_t total_connections = 0;
   std::function<void()> on_drained;
@@ -89,7 +106,10 @@ Server::Impl::Impl(event_base* base, std::shared_ptr<const config::Config> confi
   ctx.limits.max_headers = ctx.cfg->limits.max_headers;
   ctx.endpoints = proxy::resolve_backends(*ctx.cfg);
   ctx.pool = std::make_unique<proxy::UpstreamPool>(ctx.cfg->backend_pool, ctx.cfg->backends.size());
+  h2c_pool = std::make_unique<net::H2cPool>(base, ctx.cfg->backend_pool, ctx.cfg->backends.size());
+  ctx.h2c_pool = h2c_pool.get();
   ctx.on_closed = [this](net::Connection* c) { connection_closed(c); };
+  ctx.linger = [this](net::BufferEventPtr bev) { linger(std::move(bev)); };
   ctx.start_http = [this](net::BufferEventPtr transport, net::ClientInfo info, bool h2) {
     start_http(std::move(transport), std::move(info), h2);
   };
@@ -100,7 +120,10 @@ Server::Impl::~Impl() {
   listeners.clear();
   conns.clear();
   graveyard.clear();
+  lingering.clear();
+  linger_graveyard.clear();
   ctx.pool->clear();
+  h2c_pool->clear();
 }
 
 void Server::Impl::accept_cb(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int socklen, void* arg) {
@@ -113,10 +136,12 @@ void Server::Impl::accept_cb(evconnlistener*, evutil_socket_t fd, sockaddr* sa, 
   if (self->conns.size() >= self->ctx.cfg->security.max_connections) {
     HLOG_DEBUG("max_connections (%u) reached: refusing %s", self->ctx.cfg->security.max_connections,
                ip_of(sa).c_str());
+    if (self->ctx.metrics) self->ctx.metrics->connection_rejected();
     evutil_closesocket(fd);
     return;
   }
   ++self->total_connections;
+  if (self->ctx.metrics) self->ctx.metrics->connection_accepted();
   // The SYN is looked up right at accept: the XDP record must not be older
   // than this connection (worker/syn/syn_source.h explains the rule).
   const uint64_t accepted_ns = syn::monotonic_ns();
@@ -125,8 +150,9 @@ void Server::Impl::accept_cb(evconnlistener*, evutil_socket_t fd, sockaddr* sa, 
   info.local_port = local_port_of(fd);
   if (self->syn && self->ctx.cfg->fingerprint.tcp_enabled) {
     if (auto peer = huginn::net::SocketAddress::from_sockaddr(sa, socklen)) {
-      if (auto fields = self->syn->resolve(fd, *peer, accepted_ns))
-        info.fingerprints.tcp = fp::p0f_raw_sig(*fields);
+      auto fields = self->syn->resolve(fd, *peer, accepted_ns);
+      if (fields) info.fingerprints.tcp = fp::p0f_raw_sig(*fields);
+      if (self->ctx.metrics) self->ctx.metrics->syn_lookup(fields.has_value());
     }
   }
   int one = 1;
@@ -153,6 +179,7 @@ void Server::Impl::accept_cb(evconnlistener*, evutil_socket_t fd, sockaddr* sa, 
 void Server::Impl::adopt(std::unique_ptr<net::Connection> conn) {
   net::Connection* raw = conn.get();
   conns.emplace(raw, std::move(conn));
+  if (ctx.metrics) ctx.metrics->set_active_connections(conns.size());
   raw->start();  // on failure it has already reported itself closed
 }
 
@@ -176,18 +203,65 @@ void Server::Impl::connection_closed(net::Connection* c) {
   if (it == conns.end()) return;
   graveyard.push_back(std::move(it->second));
   conns.erase(it);
+  if (ctx.metrics) ctx.metrics->set_active_connections(conns.size());
   event_active(reaper.get(), 0, 0);
+}
+
+void Server::Impl::linger(net::BufferEventPtr bev) {
+  if (!bev) return;
+  net::send_close_notify(bev.get());
+  if (lingering.size() >= net::kMaxLingering) return;  // freed (closed) here
+  const evutil_socket_t fd = bufferevent_getfd(bev.get());
+  if (fd < 0 || ::shutdown(fd, SHUT_WR) != 0) return;
+  auto l = std::make_unique<Lingering>();
+  l->impl = this;
+  l->bev = std::move(bev);
+  evbuffer_drain(bufferevent_get_input(l->bev.get()),
+                 evbuffer_get_length(bufferevent_get_input(l->bev.get())));
+  bufferevent_setcb(l->bev.get(), &linger_read_cb, nullptr, &linger_event_cb, l.get());
+  bufferevent_setwatermark(l->bev.get(), EV_READ, 0, 0);
+  const timeval tv = net::to_timeval(net::kLingerMs);
+  bufferevent_set_timeouts(l->bev.get(), &tv, nullptr);
+  bufferevent_disable(l->bev.get(), EV_WRITE);
+  bufferevent_enable(l->bev.get(), EV_READ);
+  Lingering* raw = l.get();
+  lingering.emplace(raw, std::move(l));
+}
+
+void Server::Impl::end_linger(Lingering* l) {
+  auto it = lingering.find(l);
+  if (it == lingering.end()) return;
+  bufferevent_disable(l->bev.get(), EV_READ | EV_WRITE);
+  bufferevent_setcb(l->bev.get(), nullptr, nullptr, nullptr, nullptr);
+  linger_graveyard.push_back(std::move(it->second));
+  lingering.erase(it);
+  event_active(reaper.get(), 0, 0);
+}
+
+void Server::Impl::linger_read_cb(bufferevent* bev, void* arg) {
+  auto* l = static_cast<Lingering*>(arg);
+  evbuffer* in = bufferevent_get_input(bev);
+  l->discarded += evbuffer_get_length(in);
+  evbuffer_drain(in, evbuffer_get_length(in));
+  if (l->discarded > net::kLingerMaxBytes) l->impl->end_linger(l);
+}
+
+void Server::Impl::linger_event_cb(bufferevent*, short, void* arg) {
+  auto* l = static_cast<Lingering*>(arg);
+  l->impl->end_linger(l);  // EOF, error or timeout
 }
 
 void Server::Impl::reap_cb(evutil_socket_t, short, void* arg) {
   auto* self = static_cast<Impl*>(arg);
   self->graveyard.clear();
+  self->linger_graveyard.clear();
   self->maybe_drained();
 }
 
 void Server::Impl::maybe_drained() {
   if (!ctx.draining || !conns.empty() || !on_drained) return;
   ctx.pool->clear();
+  h2c_pool->clear();
   auto cb = std::move(on_drained);
   on_drained = nullptr;
   cb();  // may destroy the Server: nothing touches `this` afterwards
@@ -239,6 +313,7 @@ void Server::drain(std::function<void()> on_drained) {
   i.ctx.draining = true;
   i.listeners.clear();
   i.ctx.pool->clear();
+  i.h2c_pool->clear();
   std::vector<net::Connection*> all;
   all.reserve(i.conns.size());
   for (auto& [raw, owned] : i.conns) all.push_back(raw);
@@ -246,6 +321,8 @@ void Server::drain(std::function<void()> on_drained) {
 }
 
 void Server::set_syn_resolver(const syn::TcpSynResolver* resolver) { impl_->syn = resolver; }
+
+void Server::set_metrics(metrics::Slot* slot) { impl_->ctx.metrics = slot; }
 
 ServerStats Server::stats() const {
   ServerStats s;

@@ -13,6 +13,7 @@
 #include <memory>
 
 #include "common/config/model.h"
+#include "common/metrics/table.h"
 #include "common/net/address.h"
 #include "common/sys/unique_fd.h"
 #include "common/tls/bundle.h"
@@ -58,6 +59,10 @@ class Server {
   // accepted connection for the x-huginn-net-tcp fingerprint; null = none.
   // Not owned; must outlive the Server.
   void set_syn_resolver(const syn::TcpSynResolver* resolver);
+
+  // This worker's slot of the shared metrics table; null = no metrics. Not
+  // owned; must outlive the Server.
+  void set_metrics(metrics::Slot* slot);
 
   // The TLS material from the supervisor (TLS_MATERIAL): certificates, keys,
   // client CAs and session-ticket keys. Called before the first TLS listener

@@ -17,9 +17,9 @@ constexpr size_t kMinListenerEntry = 7;
 }  // namespace
 
 MsgType type_of(const Message& m) {
-  static constexpr MsgType kTypes[] = {MsgType::kHello,    MsgType::kListeners,  MsgType::kReady,
-                                       MsgType::kDrain,    MsgType::kTerminate,  MsgType::kStatsReq,
-                                       MsgType::kStatsAns, MsgType::kTlsMaterial};
+  static constexpr MsgType kTypes[] = {MsgType::kHello,    MsgType::kListeners,   MsgType::kReady,
+                                       MsgType::kDrain,    MsgType::kTerminate,   MsgType::kStatsReq,
+                                       MsgType::kStatsAns, MsgType::kTlsMaterial, MsgType::kMetrics};
   return kTypes[m.index()];
 }
 
@@ -41,6 +41,8 @@ const char* type_name(MsgType t) {
       return "STATS_ANS";
     case MsgType::kTlsMaterial:
       return "TLS_MATERIAL";
+    case MsgType::kMetrics:
+      return "METRICS";
   }
   return "UNKNOWN";
 }
@@ -74,6 +76,9 @@ std::vector<uint8_t> encode(const Message& m) {
           w.u64(msg.total_requests);
         } else if constexpr (std::is_same_v<T, TlsMaterial>) {
           w.u64(msg.serial);
+        } else if constexpr (std::is_same_v<T, Metrics>) {
+          w.u32(msg.layout);
+          w.u32(msg.slots);
         }
       },
       m);
@@ -95,7 +100,9 @@ DecodeResult decode(const uint8_t* data, size_t len, size_t nfds) {
   const auto t = static_cast<MsgType>(type);
   if (t == MsgType::kTlsMaterial && nfds != 1)
     return fail("TLS_MATERIAL needs exactly one descriptor, " + std::to_string(nfds) + " arrived");
-  if (t != MsgType::kListeners && t != MsgType::kTlsMaterial && nfds != 0)
+  if (t == MsgType::kMetrics && nfds != 1)
+    return fail("METRICS needs exactly one descriptor, " + std::to_string(nfds) + " arrived");
+  if (t != MsgType::kListeners && t != MsgType::kTlsMaterial && t != MsgType::kMetrics && nfds != 0)
     return fail("unexpected file descriptors");
   switch (t) {
     case MsgType::kHello: {
@@ -161,6 +168,13 @@ DecodeResult decode(const uint8_t* data, size_t len, size_t nfds) {
       r.message = m;
       break;
     }
+    case MsgType::kMetrics: {
+      Metrics m;
+      p.u32(&m.layout);
+      p.u32(&m.slots);
+      r.message = m;
+      break;
+    }
     default:
       return fail("unknown message type " + std::to_string(type));
   }
@@ -181,6 +195,11 @@ std::string Session::accept(MsgType t) {
         case MsgType::kListeners:
           if (listeners_) return "second LISTENERS";
           listeners_ = true;
+          return {};
+        case MsgType::kMetrics:
+          if (!listeners_) return "METRICS before LISTENERS";
+          if (metrics_) return "second METRICS";
+          metrics_ = true;
           return {};
         case MsgType::kDrain:
         case MsgType::kTerminate:

@@ -10,13 +10,16 @@
 //   * Payload fields are little-endian fixed-width integers and strings with a
 //     u16 length prefix; every read is bounds-checked; strings are capped at
 //     kMaxString before any allocation. Trailing bytes are an error.
-//   * File descriptors travel only with LISTENERS and TLS_MATERIAL. The
+//   * File descriptors travel only with LISTENERS, TLS_MATERIAL and METRICS. The
 //     LISTENERS manifest names one entry per fd; the receiver checks that the
 //     count matches exactly and that every fd is a listening TCP socket of the
 //     stated family. TLS_MATERIAL carries exactly one fd: a memfd sealed
 //     against write/grow/shrink holding tls::encode(bundle)
 //     (common/tls/bundle.h); the receiver checks the seals and the size cap
-//     (tls::kMaxBundleSize) before reading. Any other message carrying fds,
+//     (tls::kMaxBundleSize) before reading. METRICS carries exactly one fd:
+//     the generation's metrics table (common/metrics/table.h), a memfd sealed
+//     against grow/shrink whose size the receiver checks before mapping it
+//     read-write. Any other message carrying fds,
 //     or a wrong count, is an error (received fds are closed).
 //   * The first message in each direction is HELLO. After that, each side
 //     accepts only the messages legal in its state (see Session). An unknown
@@ -31,6 +34,9 @@
 //                           after READY (certificate reload, ticket rotation).
 //                           A worker with a TLS listener sends READY only
 //                           after it received one.
+//   METRICS     S->W        layout version, slot count; 1 fd (the shared metrics
+//                           table); once, right after LISTENERS, only when the
+//                           configuration has [telemetry] metrics_port.
 //   READY       W->S        generation, pid; sent once, after sandboxing
 //   DRAIN       S->W        deadline ms: stop accepting, finish in-flight, exit
 //   TERMINATE   S->W        exit now
@@ -64,6 +70,7 @@ enum class MsgType : uint16_t {
   kStatsReq = 6,
   kStatsAns = 7,
   kTlsMaterial = 8,
+  kMetrics = 9,
 };
 
 struct Hello {
@@ -118,7 +125,15 @@ struct TlsMaterial {
   bool operator==(const TlsMaterial&) const = default;
 };
 
-using Message = std::variant<Hello, Listeners, Ready, Drain, Terminate, StatsReq, StatsAns, TlsMaterial>;
+// The fd that arrives with it (the metrics table) is handled by the receiver.
+struct Metrics {
+  uint32_t layout = 0;
+  uint32_t slots = 0;
+  bool operator==(const Metrics&) const = default;
+};
+
+using Message =
+    std::variant<Hello, Listeners, Ready, Drain, Terminate, StatsReq, StatsAns, TlsMaterial, Metrics>;
 
 MsgType type_of(const Message& m);
 const char* type_name(MsgType t);
@@ -149,6 +164,7 @@ class Session {
   Role role_;
   bool hello_ = false;
   bool listeners_ = false;
+  bool metrics_ = false;
   bool ready_ = false;
 };
 

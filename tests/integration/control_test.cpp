@@ -83,6 +83,54 @@ TEST_F(ControlTest, ReloadAndStatusThroughHuginnctl) {
   EXPECT_NE(out.find("generation"), std::string::npos) << out;
 }
 
+// Issue #6's acceptance run: wrk at full speed over keep-alive and over a new
+// connection per request while `huginnctl reload` runs 20 times, every other
+// one changing the route table and the worker count. wrk reports any socket
+// error ("Socket errors") and any non-2xx response ("Non-2xx"); neither may
+// appear, and every reload must report success.
+TEST_F(ControlTest, TwentyHuginnctlReloadsUnderWrkLoadFailNothing) {
+  if (access("/usr/bin/wrk", X_OK) != 0)
+    GTEST_SKIP() << "wrk is not installed (scripts/install-deps.sh installs it)";
+  auto cfg = [&](int i) {
+    if (i % 2 == 0) return config(2);
+    // A different route table (an extra prefix) and worker count.
+    return config(1 + i % 3) + "[[domains.routes]]\nprefix = \"/extra" + std::to_string(i) +
+           "\"\nbackend = \"" + backend_.address() + "\"\n";
+  };
+  start(cfg(0));
+  std::string out_ka, out_close;
+  int rc_ka = -1, rc_close = -1;
+  const std::string url = "http://127.0.0.1:" + std::to_string(port_) + "/wrk";
+  std::thread ka([&] { rc_ka = run_command({"/usr/bin/wrk", "-t1", "-c8", "-d20s", url}, &out_ka, 60000); });
+  std::thread close_each([&] {
+    rc_close = run_command({"/usr/bin/wrk", "-t1", "-c4", "-d20s", "-H", "Connection: close", url},
+                           &out_close, 60000);
+  });
+  std::this_thread::sleep_for(500ms);
+  const auto t0 = std::chrono::steady_clock::now();
+  int ok = 0;
+  for (int i = 1; i <= 20; ++i) {
+    dir_.write("config.toml", cfg(i));
+    std::string out;
+    const int rc = ctl({"reload"}, &out);
+    EXPECT_EQ(rc, 0) << "reload " << i << ": " << out;
+    ok += rc == 0;
+  }
+  const auto spent = std::chrono::steady_clock::now() - t0;
+  ka.join();
+  close_each.join();
+  EXPECT_EQ(ok, 20);
+  EXPECT_LT(spent, 19s) << "the reloads did not all happen under load";
+  EXPECT_EQ(status()["generation"].asUInt(), 21u);
+  for (const auto* o : {&out_ka, &out_close}) {
+    EXPECT_NE(o->find("Requests/sec"), std::string::npos) << *o;
+    EXPECT_EQ(o->find("Socket errors"), std::string::npos) << *o;
+    EXPECT_EQ(o->find("Non-2xx"), std::string::npos) << *o;
+  }
+  EXPECT_EQ(rc_ka, 0);
+  EXPECT_EQ(rc_close, 0);
+}
+
 TEST_F(ControlTest, InvalidConfigurationIsReportedAndChangesNothing) {
   start(config(2));
   dir_.write("config.toml", config(2) + "\n[timeout]\nshutdown_secs = \"soon\"\n");

@@ -1,7 +1,10 @@
 // Integration tests: the real huginn-proxy supervisor and workers, started with
 // generated configs on free loopback ports, in front of real HTTP backends.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -254,6 +257,58 @@ TEST_F(ProxyTest, RejectsRequestSmugglingShapesWithBadRequestAndClose) {
     EXPECT_TRUE(c.wait_closed()) << name << ": connection must be closed after 400";
   }
   EXPECT_EQ(be.requests(), 0u) << "no smuggling shape may reach the backend";
+}
+
+// Lingering close: the proxy finishes a response with Connection: close while
+// the client has sent more bytes it will never read, and the client reads
+// slowly. Closing a socket with unread input makes the kernel send a reset
+// and discard the part of the response still in the send queue; the proxy
+// must instead shut down its side and read and discard until the client
+// closes.
+TEST_F(ProxyTest, ClosingWithUnreadInputDoesNotTruncateTheResponse) {
+  Backend be([](const Request&) {
+    Response r;
+    r.stream_bytes = 2 << 20;
+    return r;
+  });
+  start(head(1) + backend_block(be.address()) +
+        "[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" + be.address() + "\"\n");
+  // A raw socket: the receive buffer must be small before connect().
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  const int small = 4096;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port_);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  const std::string req = "GET /big HTTP/1.1\r\nHost: x.test\r\nConnection: close\r\n\r\n";
+  ASSERT_EQ(::send(fd, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
+  // The proxy writes the whole response into its socket and closes its side;
+  // most of it waits in its send queue (our window is small). Then bytes it
+  // will not read arrive.
+  std::this_thread::sleep_for(300ms);
+  const std::string junk(4096, 'j');
+  ASSERT_EQ(::send(fd, junk.data(), junk.size(), MSG_NOSIGNAL), static_cast<ssize_t>(junk.size()));
+  std::this_thread::sleep_for(200ms);
+  std::string got;
+  char buf[65536];
+  int err = 0;
+  for (;;) {
+    const ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n > 0) {
+      got.append(buf, static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0) err = errno;
+    break;
+  }
+  close(fd);
+  EXPECT_EQ(err, 0) << strerror(err) << " after " << got.size() << " bytes";
+  const size_t body = got.find("\r\n\r\n");
+  ASSERT_NE(body, std::string::npos);
+  EXPECT_EQ(got.size() - body - 4, size_t{2} << 20);
 }
 
 TEST_F(ProxyTest, CheckConfigPrintsEveryErrorWithItsPosition) {

@@ -7,18 +7,22 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <memory>
+#include <mutex>
 #include <thread>
 
 #include <json/json.h>
 
 #include "tests/support/backend.h"
+#include "tests/support/h2_load.h"
 #include "tests/support/harness.h"
 
 namespace huginn::testing {
 namespace {
 
 using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
 
 std::string backend_name(const HttpResponse& r) {
   return parse_json(r.body)["headers"]["x-backend"].asString();
@@ -34,6 +38,7 @@ class ReloadTest : public ::testing::Test {
         Request copy = req;
         copy.headers.emplace_back("x-backend", n);  // echo which backend answered
         Response r;
+        r.headers.emplace_back("x-backend", n);  // also as a response header (HTTP/2 clients)
         r.body = echo_json(copy);
         return r;
       }));
@@ -68,6 +73,27 @@ class ReloadTest : public ::testing::Test {
       if (proxy_->log_count(expect) > before) return true;
       std::this_thread::sleep_for(10ms);
     }
+    return false;
+  }
+
+  // One generation's route and when it served: from just before the reload
+  // that started it until its successor was reported ready (then it drains).
+  struct Generation {
+    std::string backend;
+    Clock::time_point from;
+    Clock::time_point until = Clock::time_point::max();
+  };
+
+  // A response from `backend` to a request submitted at `submitted` and
+  // answered at `completed` is consistent when a generation routing to that
+  // backend was live in that window. A connection of a draining generation
+  // hears of the drain a moment after the reload returned: `grace`.
+  static bool consistent(const std::vector<Generation>& gens, const std::string& backend,
+                         Clock::time_point submitted, Clock::time_point completed, Clock::duration grace) {
+    for (const auto& g : gens)
+      if (g.backend == backend && g.from <= completed &&
+          (g.until == Clock::time_point::max() || submitted <= g.until + grace))
+        return true;
     return false;
   }
 
@@ -203,36 +229,176 @@ TEST_F(ReloadTest, ReloadUnderWrkLoadKeepsEveryRequest) {
   }
 }
 
-// The same with HTTP/2 (h2c prior knowledge): h2load multiplexes 10 streams
-// on each of 8 connections; old workers send GOAWAY and finish open streams,
-// h2load reconnects. It prints "N failed, N errored, N timeout"; all must be 0.
-TEST_F(ReloadTest, ReloadUnderH2loadKeepsEveryRequest) {
+// h2load (nghttp2 1.52, h2c prior knowledge, 8 connections × 10 streams)
+// across one reload, asserting only what h2load can show. Seen with this
+// proxy: on the drain's graceful GOAWAY h2load opens no new stream on that
+// connection, lets the open ones finish and, with -D, never opens another
+// connection, so after the first reload it sends nothing more (its request
+// count stops there; later reloads would test nothing). Requests it had
+// queued but not yet sent when the GOAWAY arrived are never sent (nghttp2
+// starts no stream after a GOAWAY) and h2load counts each as "failed" and
+// "errored", although the server never saw it; RFC 9113 §8.7 lets a client
+// retry those (seen: 0 to 6 per run). Hence: no timeout, every response 2xx,
+// failed == errored ≤ 8 × 10 (only the streams a connection had queued when
+// its GOAWAY came), every started request done. Zero failures under repeated
+// reloads is asserted with a retrying client in
+// ReloadUnderHttp2LoadAnswersEveryRequestFromALiveGeneration.
+TEST_F(ReloadTest, ReloadUnderH2loadFailsOnlyUnsentRequests) {
   if (access("/usr/bin/h2load", X_OK) != 0)
     GTEST_SKIP() << "h2load is not installed (scripts/install-deps.sh installs nghttp2-client)";
   start(config(2, "A"));
+  constexpr unsigned long kConnections = 8, kStreams = 10;
   std::string out;
   int rc = -1;
+  const auto t0 = Clock::now();
   std::thread load([&] {
-    rc = run_command({"/usr/bin/h2load", "-D", "4", "-c", "8", "-m", "10",
-                      "http://127.0.0.1:" + std::to_string(port_) + "/h2"},
+    rc = run_command({"/usr/bin/h2load", "-D", "3", "-c", std::to_string(kConnections), "-m",
+                      std::to_string(kStreams), "http://127.0.0.1:" + std::to_string(port_) + "/h2"},
                      &out, 30000);
   });
-  std::this_thread::sleep_for(300ms);
-  for (int generation = 2; generation <= 6; ++generation) {
-    ASSERT_TRUE(reload_with(config(1 + (generation % 3), generation % 2 ? "A" : "B"),
-                            "reloaded: generation " + std::to_string(generation)))
-        << proxy_->log();
-    std::this_thread::sleep_for(250ms);
-  }
+  std::this_thread::sleep_for(1s);
+  const bool reloaded = reload_with(config(3, "B"), "reloaded: generation 2");
+  const auto reload_done = Clock::now() - t0;
   load.join();
+  ASSERT_TRUE(reloaded) << proxy_->log();
   ASSERT_EQ(rc, 0) << out;
-  const auto pos = out.find("requests: ");
-  ASSERT_NE(pos, std::string::npos) << out;
-  EXPECT_NE(out.find(" 0 failed, 0 errored, 0 timeout", pos), std::string::npos) << out;
-  EXPECT_NE(out.find(", 0 3xx, 0 4xx, 0 5xx"), std::string::npos) << out;
-  // Not vacuous: thousands of requests were done.
-  const long done = std::strtol(out.c_str() + pos + 10, nullptr, 10);
-  EXPECT_GT(done, 200) << out;
+  unsigned long total = 0, started = 0, done = 0, succeeded = 0, failed = 0, errored = 0, timeout = 0;
+  unsigned long s2xx = 0, s3xx = 0, s4xx = 0, s5xx = 0;
+  const auto req = out.find("requests: ");
+  const auto codes = out.find("status codes: ");
+  ASSERT_TRUE(req != std::string::npos && codes != std::string::npos) << out;
+  ASSERT_EQ(std::sscanf(out.c_str() + req,
+                        "requests: %lu total, %lu started, %lu done, %lu succeeded, %lu failed, %lu errored, "
+                        "%lu timeout",
+                        &total, &started, &done, &succeeded, &failed, &errored, &timeout),
+            7)
+      << out;
+  ASSERT_EQ(std::sscanf(out.c_str() + codes, "status codes: %lu 2xx, %lu 3xx, %lu 4xx, %lu 5xx", &s2xx, &s3xx,
+                        &s4xx, &s5xx),
+            4)
+      << out;
+  std::printf(
+      "h2load: %lu total, %lu started, %lu done, %lu succeeded, %lu failed, %lu errored, %lu timeout; "
+      "%lu 2xx\n",
+      total, started, done, succeeded, failed, errored, timeout, s2xx);
+  EXPECT_EQ(timeout, 0u) << out;
+  EXPECT_EQ(s3xx + s4xx + s5xx, 0u) << out;
+  EXPECT_EQ(s2xx, succeeded) << out;
+  EXPECT_EQ(failed, errored) << out;
+  EXPECT_LE(failed, kConnections * kStreams) << out;
+  EXPECT_EQ(succeeded + failed, done) << out;
+  // Every connection got its GOAWAY and ended well before the 3 s were over:
+  // nothing may still be open.
+  if (reload_done < 2500ms) {
+    EXPECT_EQ(started, done) << "a request h2load sent was not answered\n" << out;
+  }
+  EXPECT_GT(succeeded, 100u) << out;  // not vacuous
+}
+
+// HTTP/2 reload under load with a client that does what RFC 9113 §6.8/§8.7
+// lets a client do with the requests a server did not process (refused, or
+// above a GOAWAY's last stream id, or never sent after a GOAWAY): issue them
+// again on a new connection (tests/support/h2_load.h). 8 connections × 10
+// streams while 10 reloads run, every other one switching the route (backend
+// A/B) and the worker count. Nothing may fail: no non-2xx, no stream reset, no
+// connection error, no request lost; the retries are only counted. Every
+// response, and every response of an HTTP/1.1 keep-alive client running
+// beside it, comes from a generation that was live around it.
+TEST_F(ReloadTest, ReloadUnderHttp2LoadAnswersEveryRequestFromALiveGeneration) {
+  start(config(2, "A"));
+  std::vector<Generation> gens = {{"A", Clock::time_point::min()}};
+  std::atomic<bool> stop{false};
+
+  H2LoadOptions opts;
+  opts.port = port_;
+  opts.authority = "h2.test";
+  opts.path = "/h2";
+  opts.connections = 8;
+  opts.streams = 10;
+  opts.duration = 12s;  // upper bound; `stop` ends it
+  opts.stop = &stop;
+  opts.record_header = "x-backend";
+  H2LoadResult h2;
+  std::thread h2_thread([&] { h2 = run_h2_load(opts); });
+
+  struct H1Sample {
+    Clock::time_point submitted, completed;
+    std::string backend;
+  };
+  std::vector<H1Sample> h1;
+  uint64_t h1_failed = 0;
+  std::string h1_error;
+  std::thread h1_thread([&] {
+    std::unique_ptr<HttpClient> c;
+    while (!stop) {
+      if (!c) c = std::make_unique<HttpClient>("127.0.0.1", port_);
+      const auto submitted = Clock::now();
+      HttpResponse r;
+      if (c->connected() && c->send("GET /h1 HTTP/1.1\r\nHost: h1.test\r\n\r\n"))
+        r = c->read_response(10000);
+      else
+        r.error = "connect or send failed";
+      if (!r.ok || r.status != 200) {
+        if (h1_failed++ == 0) h1_error = r.ok ? "status " + std::to_string(r.status) : r.error;
+        c.reset();
+        continue;
+      }
+      h1.push_back({submitted, Clock::now(), r.header("x-backend")});
+      if (r.header("connection") == "close") c.reset();
+    }
+  });
+
+  std::this_thread::sleep_for(200ms);
+  bool reloads_ok = true;
+  std::string backend = "A";
+  int workers = 2;
+  for (int i = 0; i < 10 && reloads_ok; ++i) {
+    if (i % 2 == 1) {
+      backend = backend == "A" ? "B" : "A";
+      workers = 1 + workers % 3;
+    }
+    const auto from = Clock::now();
+    reloads_ok =
+        reload_with(config(workers, backend.c_str()), "reloaded: generation " + std::to_string(i + 2));
+    gens.back().until = Clock::now();
+    gens.push_back({backend, from});
+    std::this_thread::sleep_for(100ms);
+  }
+  std::this_thread::sleep_for(1500ms);  // the last generation alone
+  stop = true;
+  h2_thread.join();
+  h1_thread.join();
+  ASSERT_TRUE(reloads_ok) << proxy_->log();
+
+  std::printf("HTTP/2 client: %s\n", h2.summary().c_str());
+  EXPECT_EQ(h2.other_status, 0u) << h2.summary();
+  EXPECT_EQ(h2.stream_resets, 0u) << h2.summary();
+  EXPECT_EQ(h2.connection_errors, 0u) << h2.summary();
+  EXPECT_EQ(h2.failed(), 0u) << h2.summary();
+  EXPECT_GT(h2.ok_2xx, 500u) << h2.summary();
+  EXPECT_GT(h2.goaways, 0u) << "the reloads drained no HTTP/2 connection: " << h2.summary();
+  EXPECT_EQ(h1_failed, 0u) << "HTTP/1.1, first error: " << h1_error;
+  EXPECT_GT(h1.size(), 50u);
+
+  // Generations: only "A" or "B", each while it was live; after the last
+  // reload (plus the grace) only its backend.
+  const auto grace = 1s;
+  const auto last_reload = gens[gens.size() - 2].until;
+  size_t bad = 0, after_last = 0;
+  std::string first_bad;
+  auto check = [&](const char* proto, const std::string& b, Clock::time_point s, Clock::time_point c) {
+    if (s > last_reload + grace) ++after_last;
+    if (consistent(gens, b, s, c, grace)) return;
+    if (bad++ == 0)
+      first_bad =
+          std::string(proto) + " response from backend \"" + b + "\" submitted " +
+          std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(s - last_reload).count()) +
+          " ms after the last reload";
+  };
+  for (const auto& s : h2.samples) check("HTTP/2", s.header, s.submitted, s.completed);
+  for (const auto& s : h1) check("HTTP/1.1", s.backend, s.submitted, s.completed);
+  EXPECT_EQ(bad, 0u) << first_bad;
+  EXPECT_GT(after_last, 100u) << "too few requests after the last reload to check it";
 }
 
 TEST_F(ReloadTest, StopDuringNothingLeavesNoChildren) {

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <memory>
@@ -511,6 +512,52 @@ TEST_F(TlsTest, SilentClientIsClosedAtTheHandshakeDeadline) {
   EXPECT_TRUE(c.wait_closed(10000));
   const auto waited = std::chrono::steady_clock::now() - t0;
   EXPECT_GE(waited, 2500ms) << "closed before tls_handshake_secs = 3";
+}
+
+// Backends with http_version = "http2" get h2c (from HTTP/1.1 and HTTP/2
+// clients alike), with the fingerprint headers; "preserve" follows the client.
+TEST_F(TlsTest, H2cBackendsGetTheRequestOverHttp2) {
+  std::string probe;
+  if (run_command({"/usr/bin/python3", "-c", "import h2"}, &probe) != 0)
+    GTEST_SKIP() << "python3-h2 is not installed (scripts/install-deps.sh installs it)";
+  const uint16_t h2c_port = free_port();
+  Process origin(
+      {"/usr/bin/python3", std::string(HUGINN_SOURCE_DIR) + "/tests/integration/h2c_echo_backend.py",
+       std::to_string(h2c_port)},
+      dir_.path() + "/h2c-origin.log");
+  ASSERT_TRUE(origin.wait_log("listening", 10000)) << origin.log();
+  const std::string h2c_backend = "127.0.0.1:" + std::to_string(h2c_port);
+  const std::string domains =
+      "[[backends]]\naddress = \"" + h2c_backend + "\"\nhttp_version = \"http2\"\n\n" +
+      "[[domains]]\n[[domains.routes]]\nprefix = \"/h2c\"\nbackend = \"" + h2c_backend +
+      "\"\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" + be_.address() + "\"\n";
+  start(config(2, "", domains));
+  for (const char* proto : {"--http2", "--http1.1"}) {
+    std::string out;
+    ASSERT_EQ(run_command({"/usr/bin/curl", "-sS", proto, "--cacert", pki_->crt("ca"), "--resolve", resolve(),
+                           "-d", "hello", https("/h2c/x?q=1")},
+                          &out),
+              0)
+        << out;
+    const Json::Value j = parse_json(out);
+    EXPECT_EQ(j["protocol"].asString(), "h2c") << out;
+    EXPECT_EQ(j["method"].asString(), "POST");
+    EXPECT_EQ(j["path"].asString(), "/h2c/x?q=1");
+    EXPECT_EQ(j["authority"].asString(), h2c_backend);
+    EXPECT_EQ(j["body_bytes"].asInt(), 5);
+    EXPECT_EQ(j["headers"]["x-forwarded-proto"].asString(), "https");
+    EXPECT_FALSE(j["headers"]["x-huginn-net-ja4"].asString().empty()) << out;
+    EXPECT_EQ(j["headers"].isMember("x-huginn-net-akamai"), std::string(proto) == "--http2") << out;
+  }
+  // Several requests over one keep-alive client connection reuse the backend session.
+  std::string out;
+  ASSERT_EQ(run_command({"/usr/bin/curl", "-sS", "--http2", "--cacert", pki_->crt("ca"), "--resolve",
+                         resolve(), https("/h2c/1"), https("/h2c/2"), https("/h2c/3")},
+                        &out),
+            0)
+      << out;
+  EXPECT_EQ(std::count(out.begin(), out.end(), '{'), 6)
+      << out;  // three JSON bodies with a nested object each
 }
 
 // CVE-2023-44487: a client that opens and resets streams as fast as it can

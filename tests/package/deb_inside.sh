@@ -46,7 +46,8 @@ fi
 # --- MODE install ---------------------------------------------------------
 v="$(/usr/sbin/huginn-proxy --version 2>&1)"
 check "huginn-proxy --version prints '$v'" [ "$v" = "huginn-proxy $version" ]
-check "huginnctl runs" sh -c '/usr/bin/huginnctl --help >/dev/null 2>&1 || /usr/bin/huginnctl help >/dev/null 2>&1 || [ $? -eq 2 ]'
+cv="$(/usr/bin/huginnctl version 2>&1)"
+check "huginnctl version prints '$cv'" [ "$cv" = "huginnctl $version" ]
 c="$(/usr/sbin/huginn-proxy --check-config 2>&1)"
 check "the installed /etc/huginn-proxy/config.toml passes --check-config ($c)" [ "$c" = "config OK" ]
 check "user huginn exists (systemd-sysusers)" sh -c "getent passwd huginn >/dev/null"

@@ -372,6 +372,10 @@ void HttpClient::pump(int timeout_ms) {
   fcntl(fd_, F_SETFL, flags);
 }
 
+void HttpClient::set_receive_buffer(int bytes) {
+  if (fd_ >= 0) setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+}
+
 bool HttpClient::send(const std::string& bytes) {
   size_t off = 0;
   while (off < bytes.size()) {

@@ -104,6 +104,8 @@ class HttpClient {
   HttpClient& operator=(const HttpClient&) = delete;
 
   bool connected() const { return fd_ >= 0; }
+  // SO_RCVBUF (a slow reader: the peer's data waits in its own send queue).
+  void set_receive_buffer(int bytes);
   bool send(const std::string& bytes);
   // Sends `n` bytes of the fnv_pattern as a chunked or Content-Length body,
   // in pieces, after the head was sent with send().

@@ -1,7 +1,6 @@
 #include "worker/net/http1_connection.h"
 
 #include <event2/buffer.h>
-#include <netinet/tcp.h>
 
 #include <algorithm>
 
@@ -17,18 +16,6 @@ namespace {
 size_t out_len(bufferevent* bev) { return evbuffer_get_length(bufferevent_get_output(bev)); }
 size_t in_len(bufferevent* bev) { return evbuffer_get_length(bufferevent_get_input(bev)); }
 
-void set_upstream_socket_options(bufferevent* bev, const config::Config& cfg) {
-  const evutil_socket_t fd = bufferevent_getfd(bev);
-  if (fd < 0) return;
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  if (cfg.timeout.keep_alive.enabled) {
-    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-    int idle = static_cast<int>(std::max<uint32_t>(1, cfg.timeout.keep_alive.upstream_idle_timeout));
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
-  }
-}
-
 }  // namespace
 
 Http1Connection::Http1Connection(WorkerContext& ctx, BufferEventPtr transport, ClientInfo info)
@@ -36,15 +23,16 @@ Http1Connection::Http1Connection(WorkerContext& ctx, BufferEventPtr transport, C
       info_(std::move(info)),
       client_(std::move(transport)),
       client_timer_(evtimer_new(ctx.base, &Http1Connection::client_timer_cb, this)),
-      connect_timer_(evtimer_new(ctx.base, &Http1Connection::connect_timer_cb, this)),
-      req_parser_(http1::Parser::Kind::kRequest, ctx.limits, this) {
-  resp_sink_.c = this;
+      reap_ev_(event_new(ctx.base, -1, 0, &Http1Connection::reap_cb, this)),
+      req_parser_(http1::Parser::Kind::kRequest, ctx.limits, this) {}
+
+Http1Connection::~Http1Connection() {
+  // Destroyed from the event loop, never inside a callback of client_.
+  if (linger_ && client_ && ctx_.linger) ctx_.linger(std::move(client_));
 }
 
-Http1Connection::~Http1Connection() = default;
-
 bool Http1Connection::start() {
-  if (!client_ || !client_timer_ || !connect_timer_) {
+  if (!client_ || !client_timer_ || !reap_ev_) {
     close();
     return false;
   }
@@ -82,14 +70,23 @@ void Http1Connection::write_client(std::string_view data) {
   if (client_ && !data.empty()) evbuffer_add(bufferevent_get_output(client_.get()), data.data(), data.size());
 }
 
-void Http1Connection::write_upstream(std::string_view data) {
-  if (up_ && !data.empty()) evbuffer_add(bufferevent_get_output(up_.get()), data.data(), data.size());
+void Http1Connection::drop_exchange() {
+  if (!up_) return;
+  up_->cancel();
+  retired_.push_back(std::move(up_));
+  event_active(reap_ev_.get(), EV_TIMEOUT, 0);
+}
+
+void Http1Connection::reap_cb(evutil_socket_t, short, void* arg) {
+  static_cast<Http1Connection*>(arg)->retired_.clear();
 }
 
 void Http1Connection::close() {
   if (closed_) return;
   closed_ = true;
-  up_.reset();
+  // Closing after a flushed final response: the client may still be sending.
+  linger_ = flushing_close_ && client_ && out_len(client_.get()) == 0;
+  drop_exchange();
   // The client bufferevent is freed with the object (from the event loop):
   // close() may run while process_input() still holds its input buffer.
   if (client_) {
@@ -98,15 +95,13 @@ void Http1Connection::close() {
     if (info_.tls) send_close_notify(client_.get());
   }
   if (client_timer_) evtimer_del(client_timer_.get());
-  if (connect_timer_) evtimer_del(connect_timer_.get());
   if (ctx_.on_closed) ctx_.on_closed(this);
 }
 
 void Http1Connection::start_flush_close() {
   if (closed_ || flushing_close_) return;
   flushing_close_ = true;
-  up_.reset();
-  evtimer_del(connect_timer_.get());
+  drop_exchange();
   bufferevent_disable(client_.get(), EV_READ);
   if (out_len(client_.get()) == 0) {
     close();
@@ -143,7 +138,8 @@ void Http1Connection::client_write_cb(bufferevent*, void* arg) {
     if (out_len(c->client_.get()) == 0) c->close();
     return;
   }
-  if (c->ex_.active && c->up_) c->process_upstream_input();
+  // The client took response bytes: the backend may be read again.
+  if (c->ex_.active && c->up_ && out_len(c->client_.get()) < kHighWater) c->up_->resume_reading();
 }
 
 void Http1Connection::client_event_cb(bufferevent*, short what, void* arg) {
@@ -180,7 +176,7 @@ void Http1Connection::process_input() {
     if (ex_.active && ex_.request_complete) break;  // one request at a time
     if (evbuffer_get_length(in) == 0) break;
     // Backpressure: the backend has not taken what we gave it yet.
-    if (ex_.active && !ex_.local && up_ && out_len(up_.get()) >= kHighWater) break;
+    if (ex_.active && !ex_.local && up_ && !up_->writable()) break;
     evbuffer_iovec v;
     if (evbuffer_peek(in, -1, nullptr, &v, 1) < 1) break;
     const size_t n = std::min(v.iov_len, kFeedSlice);
@@ -214,7 +210,7 @@ void Http1Connection::on_request_parse_error() {
     close();  // cannot answer in the middle of a response
     return;
   }
-  up_.reset();
+  drop_exchange();
   if (ex_.active && ex_.local) {  // already answered; the stream is unusable
     start_flush_close();
     return;
@@ -232,6 +228,8 @@ void Http1Connection::respond_local(uint16_t status, std::string_view reason, bo
       force_close || !ex_.client_keep_alive || body_outstanding || draining_ || ctx_.draining;
   const auto sec = proxy::security_headers(*ctx_.cfg, ex_.domain, ex_.route, info_.tls);
   write_client(http1::error_response(status, reason, sec, close_conn));
+  count_response(ctx_, metrics::Protocol::kHttp1, std::exchange(metrics_method_, metrics::kOtherMethod),
+                 status, std::exchange(metrics_t0_us_, 0));
   ex_.response_started = true;
   ex_.response_complete = true;
   if (close_conn) start_flush_close();
@@ -239,6 +237,10 @@ void Http1Connection::respond_local(uint16_t status, std::string_view reason, bo
 
 void Http1Connection::on_request_head(http1::RequestHead&& head) {
   ++ctx_.total_requests;
+  if (ctx_.metrics) {
+    metrics_t0_us_ = metrics_clock_us();
+    metrics_method_ = metrics::method_index(llhttp_method_name(static_cast<llhttp_method_t>(head.method)));
+  }
   evtimer_del(client_timer_.get());
   timer_mode_ = TimerMode::kNone;
   ex_ = Exchange{};
@@ -287,7 +289,6 @@ void Http1Connection::on_request_head(http1::RequestHead&& head) {
       break;
   }
   ex_.backend = d.backend;
-  ex_.backend_index = static_cast<size_t>(d.backend - ctx_.cfg->backends.data());
 
   proxy::RequestContext rc;
   rc.cfg = ctx_.cfg.get();
@@ -299,52 +300,45 @@ void Http1Connection::on_request_head(http1::RequestHead&& head) {
   rc.local_port = info_.local_port;
   rc.tls = info_.tls;
   rc.host = ex_.host;
-  http1::Headers out = proxy::rewrite_request(head.headers, rc);
+  BackendRequest req;
+  req.backend_index = static_cast<size_t>(d.backend - ctx_.cfg->backends.data());
+  req.method = llhttp_method_name(static_cast<llhttp_method_t>(head.method));
+  req.target = std::move(d.upstream_target);
+  req.headers = proxy::rewrite_request(head.headers, rc);
+  req.head_request = ex_.head_request;
   if (head.framing == http1::BodyFraming::kChunked) {
-    out.push_back({"Transfer-Encoding", "chunked"});
-    ex_.up_chunked = true;
+    req.body = BackendRequest::Body::kChunked;
   } else if (head.framing == http1::BodyFraming::kLength) {
-    out.push_back({"Content-Length", std::to_string(head.content_length)});
+    req.body = BackendRequest::Body::kLength;
+    req.content_length = head.content_length;
   }
-  ex_.reusable = ctx_.pool->enabled() && !d.route->force_new_connection;
-  if (!ex_.reusable) out.push_back({"Connection", "close"});
-  http1::append_request_head(ex_.upstream_head, llhttp_method_name(static_cast<llhttp_method_t>(head.method)),
-                             d.upstream_target, out);
-  if (!connect_upstream(true)) upstream_failed(502, http1::reason::kBackendError);
+  req.reusable = !d.route->force_new_connection;
+  up_ = start_backend_exchange(ctx_, *this, std::move(req));
+  if (!up_) {
+    HLOG_DEBUG("backend %s: cannot connect", d.backend->address.c_str());
+    on_exchange_error(502, http1::reason::kBackendError, false);  // none of its callbacks ran
+  }
 }
 
 void Http1Connection::on_body(std::string_view data) {
   if (!ex_.active || ex_.local || !up_) return;  // answered locally: the body is discarded
-  if (ex_.up_chunked) {
-    std::string size;
-    http1::append_chunk_size(size, data.size());
-    write_upstream(size);
-    write_upstream(data);
-    write_upstream(http1::kChunkEnd);
-  } else {
-    write_upstream(data);
-  }
+  up_->send_body(data);
 }
 
 void Http1Connection::on_message_complete() {
-  if (!ex_.active) return;
-  if (!ex_.local && up_ && ex_.up_chunked) write_upstream(http1::kLastChunk);
+  if (ex_.active && !ex_.local && up_) up_->end_body();  // arms the response timeout
 }
 
 void Http1Connection::after_request_complete() {
   if (!ex_.active) return;
   ex_.request_complete = true;
   set_client_read_timeout(false);
-  if (!ex_.local && up_ && up_connected_) {
-    const timeval tv = to_timeval(uint64_t{ctx_.cfg->timeout.upstream_response_secs} * 1000);
-    bufferevent_set_timeouts(up_.get(), &tv, nullptr);
-  }
 }
 
 void Http1Connection::finish_exchange(bool from_input_loop) {
   const bool keep = ex_.client_keep_alive && !close_after_response_ && !draining_ && !ctx_.draining;
   ex_ = Exchange{};
-  resp_parser_.reset();
+  drop_exchange();
   if (!keep) {
     start_flush_close();
     return;
@@ -363,176 +357,33 @@ void Http1Connection::finish_exchange(bool from_input_loop) {
   if (!from_input_loop) process_input();
 }
 
-// ------------------------------------------------------------ upstream side
+// ------------------------------------------------------------ backend side
 
-bool Http1Connection::connect_upstream(bool allow_pooled) {
-  const proxy::BackendEndpoint& ep = ctx_.endpoints[ex_.backend_index];
-  if (!ep.resolved) return false;
-  resp_parser_ = std::make_unique<http1::Parser>(http1::Parser::Kind::kResponse, ctx_.limits, &resp_sink_);
-  resp_parser_->set_head_request(ex_.head_request);
-  up_connected_ = false;
-  ex_.reused = false;
-  if (allow_pooled && ex_.reusable) up_ = ctx_.pool->acquire(ex_.backend_index);
-  if (up_) {
-    ex_.reused = true;
-    up_connected_ = true;
-  } else {
-    up_.reset(bufferevent_socket_new(ctx_.base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS));
-    if (!up_) return false;
-  }
-  bufferevent_setcb(up_.get(), &upstream_read_cb, &upstream_write_cb, &upstream_event_cb, this);
-  bufferevent_setwatermark(up_.get(), EV_READ, 0, kReadHigh);
-  bufferevent_setwatermark(up_.get(), EV_WRITE, kLowWater, 0);
-  if (!ex_.reused) {
-    if (bufferevent_socket_connect(up_.get(), reinterpret_cast<const sockaddr*>(&ep.addr),
-                                   static_cast<int>(ep.len)) != 0) {
-      up_.reset();
-      return false;
-    }
-    const timeval tv = to_timeval(ctx_.cfg->timeout.upstream_connect_ms);
-    evtimer_add(connect_timer_.get(), &tv);
-  }
-  write_upstream(ex_.upstream_head);
-  bufferevent_enable(up_.get(), EV_READ | EV_WRITE);
-  if (ex_.reused && ex_.request_complete) {
-    const timeval tv = to_timeval(uint64_t{ctx_.cfg->timeout.upstream_response_secs} * 1000);
-    bufferevent_set_timeouts(up_.get(), &tv, nullptr);
-  }
-  return true;
-}
-
-void Http1Connection::upstream_failed(uint16_t status, std::string_view reason) {
-  HLOG_DEBUG("backend %s: %s (%u)", ex_.backend ? ex_.backend->address.c_str() : "-",
-             std::string(reason).c_str(), static_cast<unsigned>(status));
-  up_.reset();
-  evtimer_del(connect_timer_.get());
-  if (ex_.response_started) {
-    close();
+void Http1Connection::on_exchange_error(uint16_t status, std::string_view reason, bool response_started) {
+  if (ctx_.metrics) ctx_.metrics->backend_error(metrics::backend_error_of(status));
+  drop_exchange();
+  if (response_started || ex_.response_started) {
+    close();  // truncated response: the client must see the connection end
     return;
   }
   respond_local(status, reason, false);
   if (!flushing_close_ && !closed_ && ex_.request_complete) finish_exchange(false);
 }
 
-void Http1Connection::upstream_closed_early() {
-  // A pooled connection the backend closed just before our request: one
-  // retry on a fresh connection when nothing but the head has been sent.
-  if (ex_.reused && !ex_.retried && !ex_.has_body) {
-    ex_.retried = true;
-    up_.reset();
-    if (connect_upstream(false)) return;
-  }
-  upstream_failed(502, http1::reason::kBackendError);
+void Http1Connection::on_exchange_drained() {
+  process_input();  // the backend took data: more of the request body may follow
 }
 
-void Http1Connection::connect_timer_cb(evutil_socket_t, short, void* arg) {
-  auto* c = static_cast<Http1Connection*>(arg);
-  if (c->closed_ || c->up_connected_) return;
-  c->upstream_failed(504, http1::reason::kGatewayTimeout);
+void Http1Connection::on_exchange_interim(const http1::ResponseHead& head) {
+  if (!ex_.client_http11 || ex_.response_started) return;
+  std::string out;
+  http1::append_response_head(out, head.status, head.reason, {});
+  write_client(out);
 }
 
-void Http1Connection::upstream_read_cb(bufferevent* bev, void* arg) {
-  auto* c = static_cast<Http1Connection*>(arg);
-  if (bev == c->up_.get()) c->process_upstream_input();
-}
-
-void Http1Connection::upstream_write_cb(bufferevent* bev, void* arg) {
-  auto* c = static_cast<Http1Connection*>(arg);
-  if (c->closed_ || c->flushing_close_ || bev != c->up_.get()) return;
-  c->process_input();  // the backend took data: more of the request body may follow
-}
-
-void Http1Connection::upstream_event_cb(bufferevent* bev, short what, void* arg) {
-  auto* c = static_cast<Http1Connection*>(arg);
-  if (c->closed_ || bev != c->up_.get()) return;
-  if (what & BEV_EVENT_CONNECTED) {
-    c->up_connected_ = true;
-    evtimer_del(c->connect_timer_.get());
-    set_upstream_socket_options(c->up_.get(), *c->ctx_.cfg);
-    if (c->ex_.request_complete) {
-      const timeval tv = to_timeval(uint64_t{c->ctx_.cfg->timeout.upstream_response_secs} * 1000);
-      bufferevent_set_timeouts(c->up_.get(), &tv, nullptr);
-    }
-    return;
-  }
-  if (what & BEV_EVENT_TIMEOUT) {
-    c->upstream_failed(504, http1::reason::kGatewayTimeout);
-    return;
-  }
-  if (what & BEV_EVENT_EOF) {
-    c->process_upstream_input();  // whatever arrived before the FIN
-    if (c->closed_ || bev != c->up_.get() || !c->ex_.active) return;
-    const http1::Parser::Status s = c->resp_parser_->finish();
-    if (s == http1::Parser::Status::kMessageComplete && c->ex_.response_complete) {
-      c->ex_.upstream_keep_alive = false;
-      c->on_response_complete();
-      return;
-    }
-    if (!c->ex_.response_started) {
-      if (c->resp_parser_->in_message() || s == http1::Parser::Status::kError)
-        c->upstream_failed(502, http1::reason::kBackendError);
-      else
-        c->upstream_closed_early();
-      return;
-    }
-    c->close();  // truncated response: the client must see the connection end
-    return;
-  }
-  // BEV_EVENT_ERROR: refused, reset, unreachable.
-  if (!c->up_connected_) {
-    c->upstream_failed(502, http1::reason::kBackendError);
-  } else if (!c->ex_.response_started && !c->resp_parser_->in_message()) {
-    c->upstream_closed_early();
-  } else if (!c->ex_.response_started) {
-    c->upstream_failed(502, http1::reason::kBackendError);
-  } else {
-    c->close();
-  }
-}
-
-void Http1Connection::process_upstream_input() {
-  if (closed_ || !up_ || !resp_parser_ || flushing_close_) return;
-  evbuffer* in = bufferevent_get_input(up_.get());
-  while (!closed_ && up_ && !flushing_close_) {
-    if (out_len(client_.get()) >= kHighWater) break;  // resumed by the client write callback
-    if (evbuffer_get_length(in) == 0) break;
-    evbuffer_iovec v;
-    if (evbuffer_peek(in, -1, nullptr, &v, 1) < 1) break;
-    const size_t n = std::min(v.iov_len, kFeedSlice);
-    const http1::Parser::Result r = resp_parser_->feed(static_cast<const char*>(v.iov_base), n);
-    evbuffer_drain(in, r.consumed);
-    if (closed_) return;
-    if (r.status == http1::Parser::Status::kError) {
-      HLOG_DEBUG("backend %s: bad response: %s", ex_.backend ? ex_.backend->address.c_str() : "-",
-                 resp_parser_->error_reason());
-      if (!ex_.response_started) {
-        upstream_failed(502, http1::reason::kBackendError);
-      } else {
-        close();
-      }
-      return;
-    }
-    if (r.status == http1::Parser::Status::kMessageComplete && ex_.response_complete) {
-      on_response_complete();
-      return;
-    }
-  }
-}
-
-void Http1Connection::on_upstream_head(http1::ResponseHead&& head) {
-  if (head.status < 200) {
-    ex_.interim = true;
-    if (ex_.client_http11 && !ex_.response_started) {
-      std::string out;
-      http1::append_response_head(out, head.status, head.reason, {});
-      write_client(out);
-    }
-    return;
-  }
-  ex_.interim = false;
+void Http1Connection::on_exchange_head(http1::ResponseHead&& head) {
+  if (ctx_.metrics) ctx_.metrics->backend_response(head.status);
   ex_.response_started = true;
-  ex_.upstream_keep_alive = head.keep_alive;
-  evtimer_del(connect_timer_.get());
 
   proxy::RequestContext rc;
   rc.cfg = ctx_.cfg.get();
@@ -566,38 +417,27 @@ void Http1Connection::on_upstream_head(http1::ResponseHead&& head) {
   std::string buf;
   http1::append_response_head(buf, head.status, head.reason, out);
   write_client(buf);
+  count_response(ctx_, metrics::Protocol::kHttp1, std::exchange(metrics_method_, metrics::kOtherMethod),
+                 head.status, std::exchange(metrics_t0_us_, 0));
+  if (up_ && out_len(client_.get()) >= kHighWater) up_->pause_reading();
 }
 
-void Http1Connection::on_upstream_body(std::string_view data) {
+void Http1Connection::on_exchange_body(std::string_view data) {
   if (!ex_.response_started) return;
   if (ex_.down_chunked) {
-    std::string size;
-    http1::append_chunk_size(size, data.size());
-    write_client(size);
-    write_client(data);
-    write_client(http1::kChunkEnd);
+    add_chunk(bufferevent_get_output(client_.get()), data);
   } else {
     write_client(data);
   }
+  // Resumed by the client write callback once the client took the bytes.
+  if (up_ && out_len(client_.get()) >= kHighWater) up_->pause_reading();
 }
 
-void Http1Connection::on_upstream_message_complete() {
-  if (ex_.interim) {
-    ex_.interim = false;
-    return;
-  }
+void Http1Connection::on_exchange_complete() {
+  // The exchange pooled or closed the backend connection.
+  drop_exchange();
   if (ex_.down_chunked) write_client(http1::kLastChunk);
   ex_.response_complete = true;
-}
-
-void Http1Connection::on_response_complete() {
-  evtimer_del(connect_timer_.get());
-  const bool reuse = ex_.reusable && ex_.upstream_keep_alive && ex_.request_complete && up_connected_ &&
-                     up_ && !ctx_.draining && out_len(up_.get()) == 0 && in_len(up_.get()) == 0;
-  if (reuse) {
-    ctx_.pool->release(ex_.backend_index, std::move(up_));
-  }
-  up_.reset();
   // The backend answered before the request body ended: the rest of the body
   // cannot be framed for anyone, so the client connection closes.
   if (!ex_.request_complete) close_after_response_ = true;

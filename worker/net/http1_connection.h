@@ -8,6 +8,10 @@
 // other side's output buffer holds kHighWater bytes and resumes when it drains
 // below kLowWater.
 //
+// The backend side of each request is a BackendExchange (HTTP/1.1 or h2c; connect or pooled
+// reuse, one retry, response parsing, timeouts, 502/504); this class frames
+// the request and response for the client and applies backpressure.
+//
 // Lifetime: created by Server::Impl on accept; close() releases every handle
 // at once and reports to WorkerContext::on_closed, which destroys the object
 // later from the event loop (never inside one of its callbacks).
@@ -19,16 +23,19 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "worker/http1/parser.h"
 #include "worker/net/connection.h"
 #include "worker/net/event_handles.h"
+#include "worker/net/upstream_exchange.h"
 #include "worker/net/worker_context.h"
 #include "worker/proxy/header_rewrite.h"
 
 namespace huginn::worker::net {
 
-class Http1Connection : public Connection, public http1::ParserSink {
+class Http1Connection : public Connection, public http1::ParserSink, public UpstreamExchange::Sink {
  public:
   // `transport`: a connected client bufferevent (plain socket or TLS), no
   // callbacks set; bytes already in its input (sniffed, or read during the
@@ -50,34 +57,24 @@ class Http1Connection : public Connection, public http1::ParserSink {
   void on_body(std::string_view data) override;
   void on_message_complete() override;
 
-  // Response parser sink.
-  struct ResponseSink : http1::ParserSink {
-    Http1Connection* c = nullptr;
-    void on_response_head(http1::ResponseHead&& head) override { c->on_upstream_head(std::move(head)); }
-    void on_body(std::string_view data) override { c->on_upstream_body(data); }
-    void on_message_complete() override { c->on_upstream_message_complete(); }
-  };
-  void on_upstream_head(http1::ResponseHead&& head);
-  void on_upstream_body(std::string_view data);
-  void on_upstream_message_complete();
+  // Backend exchange sink.
+  void on_exchange_interim(const http1::ResponseHead& head) override;
+  void on_exchange_head(http1::ResponseHead&& head) override;
+  void on_exchange_body(std::string_view data) override;
+  void on_exchange_complete() override;
+  void on_exchange_error(uint16_t status, std::string_view reason, bool response_started) override;
+  void on_exchange_drained() override;
 
   static void client_read_cb(bufferevent* bev, void* arg);
   static void client_write_cb(bufferevent* bev, void* arg);
   static void client_event_cb(bufferevent* bev, short what, void* arg);
-  static void upstream_read_cb(bufferevent* bev, void* arg);
-  static void upstream_write_cb(bufferevent* bev, void* arg);
-  static void upstream_event_cb(bufferevent* bev, short what, void* arg);
   static void client_timer_cb(evutil_socket_t, short, void* arg);
-  static void connect_timer_cb(evutil_socket_t, short, void* arg);
+  static void reap_cb(evutil_socket_t, short, void* arg);
 
   void process_input();
-  void process_upstream_input();
   void on_request_parse_error();
   void after_request_complete();
-  bool connect_upstream(bool allow_pooled);
-  void upstream_failed(uint16_t status, std::string_view reason);
-  void upstream_closed_early();
-  void on_response_complete();
+  void drop_exchange();
   void finish_exchange(bool from_input_loop);
   void respond_local(uint16_t status, std::string_view reason, bool force_close);
   void start_flush_close();
@@ -86,7 +83,6 @@ class Http1Connection : public Connection, public http1::ParserSink {
   void set_client_read_timeout(bool on);
   bool idle() const;
   void write_client(std::string_view data);
-  void write_upstream(std::string_view data);
 
   enum class TimerMode : uint8_t { kNone, kHeader, kIdle, kFlush };
 
@@ -96,39 +92,34 @@ class Http1Connection : public Connection, public http1::ParserSink {
     bool request_complete = false;  // whole request parsed (and forwarded)
     bool response_started = false;  // final response head sent to the client
     bool response_complete = false;
-    bool interim = false;  // the response head being parsed is 1xx
     bool client_keep_alive = false;
     bool client_http11 = true;
     bool head_request = false;
     bool has_body = false;
-    bool up_chunked = false;        // request body re-chunked to the backend
     bool down_chunked = false;      // response body chunked to the client
     bool down_until_close = false;  // response body delimited by closing
-    bool reusable = false;          // the backend connection may be pooled
-    bool reused = false;            // the backend connection came from the pool
-    bool retried = false;
-    bool upstream_keep_alive = false;
-    size_t backend_index = 0;
     const config::Domain* domain = nullptr;
     const config::Route* route = nullptr;
     const config::Backend* backend = nullptr;
-    std::string host;           // normalised routing host
-    std::string upstream_head;  // serialised request head (kept for one retry)
+    std::string host;  // normalised routing host
   };
 
   WorkerContext& ctx_;
   ClientInfo info_;
   BufferEventPtr client_;
   EventPtr client_timer_;
-  EventPtr connect_timer_;
+  // Frees retired exchanges from the event loop: an exchange is never
+  // destroyed inside one of its own callbacks.
+  EventPtr reap_ev_;
   TimerMode timer_mode_ = TimerMode::kNone;
   http1::Parser req_parser_;
-  ResponseSink resp_sink_;
-  std::unique_ptr<http1::Parser> resp_parser_;
-  BufferEventPtr up_;
-  bool up_connected_ = false;
+  std::unique_ptr<BackendExchange> up_;  // backend side of the current request
+  std::vector<std::unique_ptr<BackendExchange>> retired_;
   Exchange ex_;
   bool closed_ = false;
+  bool linger_ = false;         // hand the transport to WorkerContext::linger on destruction
+  uint64_t metrics_t0_us_ = 0;  // request head time of the current exchange (metrics); 0 = none
+  size_t metrics_method_ = metrics::kOtherMethod;  // its method (metrics::method_index)
   bool draining_ = false;
   bool client_eof_ = false;
   bool flushing_close_ = false;

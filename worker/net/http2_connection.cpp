@@ -84,11 +84,12 @@ struct Http2Connection::Stream : UpstreamExchange::Sink {
   bool request_complete = false;
   bool outstanding = false;  // counted in incomplete_requests_
   bool dispatched = false;
+  uint64_t metrics_t0_us = 0;  // dispatch time (metrics)
   bool head_request = false;
   const config::Domain* domain = nullptr;
   const config::Route* route = nullptr;
   const config::Backend* backend = nullptr;
-  std::unique_ptr<UpstreamExchange> ex;
+  std::unique_ptr<BackendExchange> ex;
   size_t unconsumed = 0;  // DATA bytes received, not yet acknowledged
   // Response.
   EvBufferPtr body{evbuffer_new()};  // bytes waiting for the data provider
@@ -128,6 +129,8 @@ Http2Connection::Http2Connection(WorkerContext& ctx, BufferEventPtr transport, C
 }
 
 Http2Connection::~Http2Connection() {
+  // Destroyed from the event loop, never inside a callback of bev_.
+  if (linger_ && bev_ && ctx_.linger) ctx_.linger(std::move(bev_));
   // Streams (and their exchanges) go before the session that points at them.
   graveyard_.clear();
   streams_.clear();
@@ -209,7 +212,10 @@ void Http2Connection::write_cb(bufferevent*, void* arg) {
   auto* c = static_cast<Http2Connection*>(arg);
   if (c->closed_) return;
   if (c->closing_) {
-    if (out_len(c->bev_.get()) == 0) c->close();
+    if (out_len(c->bev_.get()) == 0) {
+      c->linger_ = true;
+      c->close();
+    }
     return;
   }
   c->flush();
@@ -327,6 +333,7 @@ void Http2Connection::maybe_close() {
     return;
   }
   if (out_len(bev_.get()) == 0) {
+    linger_ = true;
     close();
     return;
   }
@@ -341,6 +348,7 @@ void Http2Connection::maybe_close() {
 void Http2Connection::close() {
   if (closed_) return;
   closed_ = true;
+  if (ctx_.metrics && akamai_on_ && !info_.fingerprints.akamai) ctx_.metrics->http2_fingerprint(false);
   for (auto& s : streams_)
     if (s->ex) s->ex->cancel();
   // The transport is freed with the object: close() may run while an
@@ -653,6 +661,7 @@ ssize_t Http2Connection::read_body(nghttp2_session*, int32_t, uint8_t* buf, size
 void Http2Connection::fix_fingerprint(int32_t stream_id) {
   akamai_.on_headers(static_cast<uint32_t>(stream_id), akamai_pseudo_);
   info_.fingerprints.akamai = akamai_.value();
+  if (ctx_.metrics) ctx_.metrics->http2_fingerprint(true);
   akamai_pseudo_.clear();
   HLOG_DEBUG("client %s: akamai %s", info_.peer_ip.c_str(), info_.fingerprints.akamai->c_str());
 }
@@ -710,6 +719,11 @@ void Http2Connection::submit_response(Stream& s, const Fields& fields, bool with
   prd.source.ptr = &s;
   prd.read_callback = &read_body;
   s.response_submitted = true;
+  for (const auto& [name, value] : fields)
+    if (name == ":status" && value.size() == 3)
+      count_response(ctx_, metrics::Protocol::kHttp2, metrics::method_index(s.method),
+                     static_cast<uint16_t>((value[0] - '0') * 100 + (value[1] - '0') * 10 + (value[2] - '0')),
+                     s.metrics_t0_us);
   const int rv =
       nghttp2_submit_response(session_.get(), s.id, nva.data(), nva.size(), with_body ? &prd : nullptr);
   if (rv != 0) {
@@ -750,6 +764,7 @@ void Http2Connection::respond_local(Stream& s, uint16_t status, std::string_view
 void Http2Connection::dispatch(Stream& s) {
   ++ctx_.total_requests;
   s.dispatched = true;
+  if (ctx_.metrics) s.metrics_t0_us = metrics_clock_us();
   s.head_request = s.method == "HEAD";
   if (s.too_large) {
     ++counters_.oversized_headers;
@@ -795,13 +810,6 @@ void Http2Connection::dispatch(Stream& s) {
       break;
   }
   s.backend = d.backend;
-  if (d.backend->http_version == config::HttpVersion::kHttp2 ||
-      d.backend->http_version == config::HttpVersion::kPreserve) {
-    HLOG_WARN("backend %s: http_version %s needs an h2c backend connection, which is not supported: 502",
-              d.backend->address.c_str(),
-              d.backend->http_version == config::HttpVersion::kHttp2 ? "\"http2\"" : "\"preserve\"");
-    return respond_local(s, 502, http1::reason::kBackendError);
-  }
 
   proxy::RequestContext rc;
   rc.cfg = ctx_.cfg.get();
@@ -818,28 +826,26 @@ void Http2Connection::dispatch(Stream& s) {
   if (s.have_authority || s.have_host) in.push_back(http1::Header{"host", std::string(authority)});
   in.insert(in.end(), s.headers.begin(), s.headers.end());
   if (s.have_cookie) in.push_back(http1::Header{"cookie", s.cookie});
-  http1::Headers out = proxy::rewrite_request(in, rc);
-
-  UpstreamExchange::Request req;
+  BackendRequest req;
   req.backend_index = static_cast<size_t>(d.backend - ctx_.cfg->backends.data());
+  req.method = s.method;
+  req.target = std::move(d.upstream_target);
+  req.headers = proxy::rewrite_request(in, rc);
   req.head_request = s.head_request;
-  req.has_body = !s.request_complete;
+  req.client_h2 = true;
   if (s.have_content_length) {
-    out.push_back(http1::Header{"Content-Length", std::to_string(s.content_length)});
+    req.body = BackendRequest::Body::kLength;
+    req.content_length = s.content_length;
   } else if (!s.request_complete) {
-    out.push_back(http1::Header{"Transfer-Encoding", "chunked"});
-    req.chunked = true;
+    req.body = BackendRequest::Body::kChunked;
   } else if (s.method == "POST" || s.method == "PUT" || s.method == "PATCH") {
-    out.push_back(http1::Header{"Content-Length", "0"});
+    req.body = BackendRequest::Body::kLength;  // Content-Length: 0
   }
-  req.reusable = ctx_.pool && ctx_.pool->enabled() && !d.route->force_new_connection;
-  if (!req.reusable) out.push_back(http1::Header{"Connection", "close"});
-  http1::append_request_head(req.head, s.method, d.upstream_target, out);
-
-  s.ex = std::make_unique<UpstreamExchange>(ctx_, s);
-  if (!s.ex->start(std::move(req))) {
+  req.reusable = !d.route->force_new_connection;
+  s.ex = start_backend_exchange(ctx_, s, std::move(req));
+  if (!s.ex) {
     HLOG_DEBUG("backend %s: cannot connect: 502", d.backend->address.c_str());
-    s.ex.reset();
+    if (ctx_.metrics) ctx_.metrics->backend_error(metrics::BackendError::kFailed);
     return respond_local(s, 502, http1::reason::kBackendError);
   }
   if (s.request_complete) s.ex->end_body();
@@ -848,6 +854,7 @@ void Http2Connection::dispatch(Stream& s) {
 // ------------------------------------------------------------ exchange events
 
 void Http2Connection::on_stream_head(Stream& s, http1::ResponseHead&& head) {
+  if (ctx_.metrics) ctx_.metrics->backend_response(head.status);
   if (s.closed || closed_) return;
   proxy::RequestContext rc;
   rc.cfg = ctx_.cfg.get();
@@ -890,6 +897,7 @@ void Http2Connection::on_stream_complete(Stream& s) {
 }
 
 void Http2Connection::on_stream_error(Stream& s, uint16_t status, std::string_view reason, bool started) {
+  if (ctx_.metrics) ctx_.metrics->backend_error(metrics::backend_error_of(status));
   if (s.closed || closed_) return;
   if (!started && !s.response_submitted) {
     respond_local(s, status, reason);

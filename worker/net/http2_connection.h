@@ -1,6 +1,6 @@
 // One HTTP/2 client connection (h2c with prior knowledge, or TLS with ALPN
 // "h2"), served with an nghttp2 server session, each request stream proxied to
-// an HTTP/1.1 backend through its own UpstreamExchange.
+// a backend through its own BackendExchange (HTTP/1.1 or h2c, backend_exchange.h).
 //
 // Transport: a connected bufferevent without callbacks; bytes already in its
 // input buffer (a sniffed h2c preface, data after the TLS handshake) are
@@ -227,6 +227,7 @@ class Http2Connection : public Connection {
   uint32_t continuations_ = 0;
   bool started_ = false;
   bool closed_ = false;
+  bool linger_ = false;       // graceful close: hand the transport to WorkerContext::linger on destruction
   bool terminating_ = false;  // fatal GOAWAY queued: stop reading, close once sent
   bool draining_ = false;
   bool final_goaway_ = false;

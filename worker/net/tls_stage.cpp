@@ -18,12 +18,18 @@ bool TlsStage::start() {
   acceptor_ = tls::Acceptor::start(
       ctx_.base, std::move(fd_), std::move(contexts_), opts, std::move(info_),
       [this](BufferEventPtr bev, ClientInfo info) {
+        if (ctx_.metrics) {
+          ctx_.metrics->tls_handshake(info.tls_version);
+          if (ctx_.cfg->fingerprint.tls_enabled)
+            ctx_.metrics->tls_fingerprint(info.fingerprints.ja4.has_value());
+        }
         const bool h2 = info.alpn == "h2";
         ctx_.start_http(std::move(bev), std::move(info), h2);
         finish();
       },
       [this, peer](const std::string& reason) {
         HLOG_DEBUG("client %s: TLS handshake failed: %s", peer.c_str(), reason.c_str());
+        if (ctx_.metrics) ctx_.metrics->tls_handshake_failed();
         finish();
       });
   if (!acceptor_) {

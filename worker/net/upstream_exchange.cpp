@@ -31,6 +31,15 @@ void set_socket_options(bufferevent* bev, const config::Config& cfg) {
 
 }  // namespace
 
+void add_chunk(evbuffer* out, std::string_view data) {
+  if (data.empty()) return;
+  std::string size;
+  http1::append_chunk_size(size, data.size());
+  evbuffer_add(out, size.data(), size.size());
+  evbuffer_add(out, data.data(), data.size());
+  evbuffer_add(out, http1::kChunkEnd.data(), http1::kChunkEnd.size());
+}
+
 UpstreamExchange::UpstreamExchange(WorkerContext& ctx, Sink& sink)
     : ctx_(ctx),
       sink_(sink),
@@ -96,11 +105,7 @@ void UpstreamExchange::send_body(std::string_view data) {
   if (finished_ || request_complete_ || !up_ || data.empty()) return;
   body_sent_ = true;
   if (req_.chunked) {
-    std::string size;
-    http1::append_chunk_size(size, data.size());
-    write(size);
-    write(data);
-    write(http1::kChunkEnd);
+    add_chunk(bufferevent_get_output(up_.get()), data);
   } else {
     write(data);
   }

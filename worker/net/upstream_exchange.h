@@ -43,29 +43,19 @@
 #include <string_view>
 
 #include "worker/http1/parser.h"
+#include "worker/net/backend_exchange.h"
 #include "worker/net/event_handles.h"
 #include "worker/net/worker_context.h"
 
 namespace huginn::worker::net {
 
-class UpstreamExchange {
+// Appends `data` to `out` as one HTTP/1.1 chunk; empty data adds nothing (a
+// zero-size chunk would end the body).
+void add_chunk(evbuffer* out, std::string_view data);
+
+class UpstreamExchange : public BackendExchange {
  public:
-  class Sink {
-   public:
-    virtual ~Sink() = default;
-    // An interim (1xx) response head; ignored by default.
-    virtual void on_exchange_interim(const http1::ResponseHead& head) { (void)head; }
-    // The final response head; its `framing` says how the body ends.
-    virtual void on_exchange_head(http1::ResponseHead&& head) = 0;
-    virtual void on_exchange_body(std::string_view data) = 0;
-    // The response is complete; the backend connection was pooled or closed.
-    virtual void on_exchange_complete() = 0;
-    // Failure. Before the head: answer locally with `status` / `reason`
-    // (http1::reason); after it (`response_started`): the response is cut.
-    virtual void on_exchange_error(uint16_t status, std::string_view reason, bool response_started) = 0;
-    // Queued request bytes fell to kLowWater: more body may be sent.
-    virtual void on_exchange_drained() = 0;
-  };
+  using Sink = ExchangeSink;
 
   struct Request {
     size_t backend_index = 0;   // into ctx.endpoints / cfg->backends
@@ -85,19 +75,19 @@ class UpstreamExchange {
   // exchange could not start (unresolved backend, no socket); no callback
   // follows, the owner answers 502.
   bool start(Request req);
-  void send_body(std::string_view data);
+  void send_body(std::string_view data) override;
   // The request is complete (the last chunk is written when chunked).
-  void end_body();
+  void end_body() override;
   // Request bytes written but not yet taken by the backend socket.
-  size_t queued() const;
-  bool writable() const { return queued() < kHighWater; }
-  void pause_reading();
-  void resume_reading();
-  void cancel();
+  size_t queued() const override;
+  bool writable() const override { return queued() < kHighWater; }
+  void pause_reading() override;
+  void resume_reading() override;
+  void cancel() override;
   // Complete, failed or cancelled.
-  bool finished() const { return finished_; }
-  bool response_started() const { return response_started_; }
-  bool request_complete() const { return request_complete_; }
+  bool finished() const override { return finished_; }
+  bool response_started() const override { return response_started_; }
+  bool request_complete() const override { return request_complete_; }
 
  private:
   struct ResponseSink : http1::ParserSink {

@@ -5,12 +5,15 @@
 
 #include <event2/event.h>
 
+#include <time.h>
+
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <vector>
 
 #include "common/config/model.h"
+#include "common/metrics/table.h"
 #include "worker/http1/parser.h"
 #include "worker/net/connection.h"
 #include "worker/net/event_handles.h"
@@ -19,6 +22,8 @@
 
 namespace huginn::worker::net {
 
+class H2cPool;
+
 struct WorkerContext {
   event_base* base = nullptr;
   std::shared_ptr<const config::Config> cfg;
@@ -26,7 +31,11 @@ struct WorkerContext {
   http1::ParserLimits limits;
   std::vector<proxy::BackendEndpoint> endpoints;  // parallel to cfg->backends
   std::unique_ptr<proxy::UpstreamPool> pool;
+  H2cPool* h2c_pool = nullptr;  // idle h2c backend connections (owned by the Server); null = no h2c backends
   uint64_t total_requests = 0;
+  // This worker's slot of the host-wide metrics table ([telemetry]
+  // metrics_port); null when metrics are off (and in unit tests).
+  metrics::Slot* metrics = nullptr;
   bool draining = false;
   // Called once when a connection has finished; the owner destroys it later
   // (never inside the call).
@@ -34,7 +43,30 @@ struct WorkerContext {
   // Starts the HTTP/1.1 or HTTP/2 connection that takes over `transport`
   // once the protocol is known (cleartext sniffing, TLS ALPN). The Server owns it.
   std::function<void(BufferEventPtr transport, ClientInfo info, bool h2)> start_http;
+  // Lingering close of a finished client transport whose output is flushed:
+  // close_notify (TLS), shutdown(SHUT_WR), then read and discard what the
+  // client still sends until it closes (or kLingerMs / kLingerMaxBytes), so
+  // that unread input cannot make the kernel answer with a reset that
+  // destroys response bytes the client has not read yet (nginx's
+  // lingering_close). Null = just free it.
+  std::function<void(BufferEventPtr transport)> linger;
 };
+
+// Monotonic microseconds, for request durations in the metrics.
+inline uint64_t metrics_clock_us() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000ULL + static_cast<uint64_t>(ts.tv_nsec) / 1000;
+}
+
+// One response to a client: method (metrics::method_index), status and time
+// since the request head (`t0_us`; 0 = unknown).
+inline void count_response(const WorkerContext& ctx, metrics::Protocol p, size_t method, uint16_t status,
+                           uint64_t t0_us) {
+  if (!ctx.metrics) return;
+  const uint64_t now = metrics_clock_us();
+  ctx.metrics->request(p, method, status, t0_us != 0 && now > t0_us ? now - t0_us : 0);
+}
 
 // Buffer bounds of the data path (per direction and connection): at most
 // about kHighWater in an output buffer and kReadHigh in an input buffer.
@@ -46,5 +78,11 @@ inline constexpr size_t kFeedSlice = 64 * 1024;
 // Graceful stop: how long an idle keep-alive connection may still send one
 // more request (answered with `Connection: close`) before it is closed.
 inline constexpr uint32_t kDrainIdleGraceMs = 1000;
+
+// Lingering close bounds (WorkerContext::linger); at most kMaxLingering
+// transports linger at once, the rest are closed at once.
+inline constexpr uint32_t kLingerMs = 2000;
+inline constexpr size_t kLingerMaxBytes = 256 * 1024;
+inline constexpr size_t kMaxLingering = 4096;
 
 }  // namespace huginn::worker::net

@@ -3,7 +3,6 @@
 #include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/thread.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -12,82 +11,28 @@
 
 #include <chrono>
 #include <cstring>
-#include <future>
-#include <variant>
 
-#include "common/config/loader.h"
 #include "common/sys/c_handle.h"
 #include "worker/proxy/router.h"
 #include "worker/proxy/upstream_pool.h"
 
 namespace huginn::worker::h2test {
 
-namespace {
-
-bool write_all(int fd, const char* p, size_t n) {
-  while (n > 0) {
-    const ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN) {
-        pollfd pf{fd, POLLOUT, 0};
-        ::poll(&pf, 1, 100);
-        continue;
-      }
-      return false;
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return true;
-}
-
-int connect_loopback(uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(port);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-}  // namespace
+using huginn::test::connect_loopback;
+using huginn::test::write_all;
 
 const std::string kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-std::shared_ptr<const config::Config> load_config(const std::string& toml) {
-  auto r = config::load_text(toml, "test.toml");
-  if (auto* errs = std::get_if<std::vector<config::ConfigError>>(&r)) {
-    std::string all;
-    for (const auto& e : *errs) all += e.message + " (" + e.key_path + ")\n";
-    ADD_FAILURE() << "config errors:\n" << all;
-    return nullptr;
-  }
-  return std::get<std::shared_ptr<const config::Config>>(r);
-}
-
 std::string simple_config(const std::string& backend, const std::string& extra) {
-  return "[listen]\naddrs = [\"127.0.0.1:0\"]\n"
-         "[[backends]]\naddress = \"" +
-         backend +
-         "\"\n"
-         "[[domains]]\n"
-         "[[domains.routes]]\nprefix = \"/\"\nbackend = \"" +
-         backend + "\"\n" + extra +
-         "\n[security.headers]\ncustom = [{name = \"x-frame-options\", value = \"DENY\"}]\n";
+  return huginn::test::simple_config(
+      backend, extra + "\n[security.headers]\ncustom = [{name = \"x-frame-options\", value = \"DENY\"}]\n");
 }
 
 // ------------------------------------------------------------ H2Server
 
 H2Server::H2Server(std::shared_ptr<const config::Config> cfg, bool prebuffer)
     : cfg_(std::move(cfg)), prebuffer_(prebuffer) {
-  static const int threads_ok = evthread_use_pthreads();
-  (void)threads_ok;
-  base_ = event_base_new();
+  base_ = loop_.base();
   ctx_.base = base_;
   ctx_.cfg = cfg_;
   ctx_.router = std::make_unique<proxy::Router>(*cfg_);
@@ -115,51 +60,25 @@ H2Server::H2Server(std::shared_ptr<const config::Config> cfg, bool prebuffer)
         },
         arg, &zero);
   };
-  listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  int one = 1;
-  setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_EQ(::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  EXPECT_EQ(::listen(listen_fd_, 128), 0);
-  socklen_t len = sizeof a;
-  getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
-  port_ = ntohs(a.sin_port);
-  listen_ev_ = event_new(base_, listen_fd_, EV_READ | EV_PERSIST, &H2Server::accept_cb, this);
-  event_add(listen_ev_, nullptr);
-  thread_ = std::thread([this] { event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY); });
+  listen_fd_ = huginn::test::listen_loopback(&port_, 128, SOCK_NONBLOCK);
+  EXPECT_GE(listen_fd_, 0);
+  listen_ev_.reset(event_new(base_, listen_fd_, EV_READ | EV_PERSIST, &H2Server::accept_cb, this));
+  event_add(listen_ev_.get(), nullptr);
+  loop_.start();
 }
 
 H2Server::~H2Server() {
   run([this] {
-    event_free(listen_ev_);
+    listen_ev_.reset();
     conns_.clear();
     ctx_.pool->clear();
   });
-  event_base_loopbreak(base_);
-  thread_.join();
+  loop_.stop();
   ctx_.pool.reset();
   ::close(listen_fd_);
-  event_base_free(base_);
 }
 
-void H2Server::run(const std::function<void()>& fn) {
-  std::promise<void> done;
-  auto* task = new std::function<void()>([&] {
-    fn();
-    done.set_value();
-  });
-  const timeval zero{0, 0};
-  event_base_once(
-      base_, -1, EV_TIMEOUT,
-      [](evutil_socket_t, short, void* arg) {
-        std::unique_ptr<std::function<void()>> t(static_cast<std::function<void()>*>(arg));
-        (*t)();
-      },
-      task, &zero);
-  done.get_future().wait();
-}
+void H2Server::run(const std::function<void()>& fn) { loop_.run(fn); }
 
 void H2Server::drain() {
   run([this] {

@@ -19,14 +19,16 @@
 #include <vector>
 
 #include "common/config/model.h"
+#include "tests/support/worker_harness.h"
 #include "worker/net/http2_connection.h"
 #include "worker/net/worker_context.h"
 
 namespace huginn::worker::h2test {
 
-std::shared_ptr<const config::Config> load_config(const std::string& toml);
+using huginn::test::load_config;
 
-// One catch-all domain routing "/" to `backend`, plus `extra` TOML.
+// One catch-all domain routing "/" to `backend`, plus `extra` TOML and an
+// x-frame-options security header.
 std::string simple_config(const std::string& backend, const std::string& extra = {});
 
 using Fields = std::vector<std::pair<std::string, std::string>>;
@@ -55,17 +57,17 @@ class H2Server {
   static void accept_cb(evutil_socket_t fd, short, void* arg);
   void on_accept(int fd);
 
+  huginn::test::EventLoopThread loop_;  // declared first: destroyed last
   std::shared_ptr<const config::Config> cfg_;
   bool prebuffer_;
   event_base* base_ = nullptr;
   net::WorkerContext ctx_;
   int listen_fd_ = -1;
-  event* listen_ev_ = nullptr;
+  net::EventPtr listen_ev_;
   uint16_t port_ = 0;
   std::vector<std::unique_ptr<net::Http2Connection>> conns_;
   std::vector<net::Http2Connection::Counters> finished_counters_;
   std::atomic<uint64_t> closed_{0};
-  std::thread thread_;
 };
 
 struct H2Response {

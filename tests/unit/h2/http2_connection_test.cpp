@@ -44,16 +44,6 @@ std::string pattern(size_t n) {
   return s;
 }
 
-std::string make_body(size_t n, uint32_t seed = 7) {
-  std::string s(n, '\0');
-  uint32_t x = seed * 2654435761u + 12345;
-  for (size_t i = 0; i < n; ++i) {
-    x = x * 1103515245u + 12345u;
-    s[i] = static_cast<char>(x >> 16);
-  }
-  return s;
-}
-
 uint64_t fnv(const std::string& s) {
   return huginn::testing::fnv1a(huginn::testing::kFnvInit, s.data(), s.size());
 }
@@ -135,7 +125,7 @@ TEST(Http2Connection, OneMebibyteBothWaysByteExact) {
   });
   H2Server srv(load_config(simple_config(be.address())));
   H2Client c(srv.port());
-  const std::string up = make_body(kSize);
+  const std::string up = huginn::test::make_body(kSize, 7);
   // With Content-Length, and without (chunked to the backend).
   const int32_t a = c.request("POST", "/upload", "app.test", {{"content-length", std::to_string(kSize)}}, up);
   const int32_t b = c.request("POST", "/upload-chunked", "app.test", {}, up);

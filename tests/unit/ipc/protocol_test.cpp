@@ -29,6 +29,7 @@ TEST(IpcProtocol, EveryMessageRoundTrips) {
       {StatsReq{}, 0},
       {StatsAns{1, 2, 3}, 0},
       {TlsMaterial{42}, 1},
+      {Metrics{1, 4}, 1},
   };
   for (const auto& [m, nfds] : cases) {
     auto bytes = encode(m);
@@ -80,6 +81,15 @@ TEST(IpcProtocol, MalformedDatagramsAreRejectedWithAReason) {
       {"tls material without fd", encode(TlsMaterial{1}), 0, "exactly one descriptor, 0 arrived"},
       {"tls material with 2 fds", encode(TlsMaterial{1}), 2, "exactly one descriptor, 2 arrived"},
       {"truncated tls material", header(kVersion, 8, 0), 1, "truncated TLS_MATERIAL"},
+      {"metrics without fd", encode(Metrics{1, 2}), 0, "exactly one descriptor, 0 arrived"},
+      {"metrics with 2 fds", encode(Metrics{1, 2}), 2, "exactly one descriptor, 2 arrived"},
+      {"truncated metrics",
+       [] {
+         auto b = header(kVersion, 9, 4);
+         b.insert(b.end(), 4, 0);
+         return b;
+       }(),
+       1, "truncated METRICS"},
   };
   for (const auto& c : cases) {
     auto d = decode(c.bytes.data(), c.bytes.size(), c.nfds);
@@ -114,6 +124,19 @@ TEST(IpcSession, TlsMaterialIsLegalAfterListenersAnyNumberOfTimes) {
   Session sup(Session::Role::kSupervisorSide);
   EXPECT_EQ(sup.accept(MsgType::kHello), "");
   EXPECT_NE(sup.accept(MsgType::kTlsMaterial), "");  // workers never send it
+}
+
+TEST(IpcSession, MetricsIsLegalOnceAfterListeners) {
+  Session w(Session::Role::kWorkerSide);
+  EXPECT_EQ(w.accept(MsgType::kHello), "");
+  EXPECT_NE(w.accept(MsgType::kMetrics), "");  // before LISTENERS
+  EXPECT_EQ(w.accept(MsgType::kListeners), "");
+  EXPECT_EQ(w.accept(MsgType::kMetrics), "");
+  EXPECT_NE(w.accept(MsgType::kMetrics), "");  // once only
+  EXPECT_EQ(w.accept(MsgType::kTlsMaterial), "");
+  Session sup(Session::Role::kSupervisorSide);
+  EXPECT_EQ(sup.accept(MsgType::kHello), "");
+  EXPECT_NE(sup.accept(MsgType::kMetrics), "");  // workers never send it
 }
 
 TEST(IpcSession, SupervisorSideAcceptsOnlyTheLegalOrder) {

@@ -1,7 +1,9 @@
 // End to end through a real Server on its own event loop thread, real
 // (blocking) backends and raw-socket clients.
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -12,18 +14,6 @@
 
 namespace huginn::worker::test {
 namespace {
-
-// One catch-all domain routing "/" to `backend`, plus `extra` TOML.
-std::string simple_config(const std::string& backend, const std::string& extra = {},
-                          const std::string& route_extra = {}) {
-  return "[listen]\naddrs = [\"127.0.0.1:0\"]\n"
-         "[[backends]]\naddress = \"" +
-         backend +
-         "\"\n"
-         "[[domains]]\n"
-         "[[domains.routes]]\nprefix = \"/\"\nbackend = \"" +
-         backend + "\"\n" + route_extra + "\n" + extra;
-}
 
 std::string get(const std::string& target, const std::string& extra_headers = {}) {
   return "GET " + target + " HTTP/1.1\r\nHost: app.test\r\n" + extra_headers + "\r\n";
@@ -433,15 +423,12 @@ TEST(ProxyE2E, UpstreamResponseTimeoutIs504) {
 TEST(ProxyE2E, UpstreamConnectTimeoutIs504) {
   // A listener whose accept queue is full: further SYNs go unanswered.
   uint16_t port = 0;
-  const int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int lfd = listen_loopback(&port, 0);
+  ASSERT_GE(lfd, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  ASSERT_EQ(::listen(lfd, 0), 0);
-  socklen_t len = sizeof a;
-  getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len);
-  port = ntohs(a.sin_port);
+  a.sin_port = htons(port);
   std::vector<int> fillers;  // non-blocking connects that fill the queue
   for (int i = 0; i < 4; ++i) {
     const int f = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 #include <event2/event.h>
-#include <event2/thread.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -11,10 +10,6 @@
 
 #include <chrono>
 #include <cstring>
-#include <future>
-#include <variant>
-
-#include "common/config/loader.h"
 
 namespace huginn::worker::test {
 
@@ -31,18 +26,8 @@ std::string trim(const std::string& s) {
   return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);
 }
 
-bool write_all(int fd, const char* p, size_t n) {
-  while (n > 0) {
-    const ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return true;
-}
+using huginn::test::connect_loopback;
+using huginn::test::write_all;
 
 void set_timeouts(int fd, int secs) {
   timeval tv{secs, 0};
@@ -142,48 +127,10 @@ std::string find(const HeaderList& h, const std::string& name) {
 
 }  // namespace
 
-std::shared_ptr<const config::Config> load_config(const std::string& toml) {
-  auto r = config::load_text(toml, "test.toml");
-  if (auto* errs = std::get_if<std::vector<config::ConfigError>>(&r)) {
-    std::string all;
-    for (const auto& e : *errs) all += e.to_string() + "\n";
-    ADD_FAILURE() << "config errors:\n" << all;
-    return nullptr;
-  }
-  return std::get<std::shared_ptr<const config::Config>>(r);
-}
-
-int listen_loopback(uint16_t* port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 128) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  *port = ntohs(a.sin_port);
-  return fd;
-}
-
 void shrink_socket_buffers(int fd) {
   int size = 64 * 1024;
   setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
   setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
-}
-
-std::string make_body(size_t n, uint32_t seed) {
-  std::string s(n, '\0');
-  uint32_t x = seed * 2654435761u + 12345;
-  for (size_t i = 0; i < n; ++i) {
-    x = x * 1103515245u + 12345u;
-    s[i] = static_cast<char>(x >> 16);
-  }
-  return s;
 }
 
 // ------------------------------------------------------------ Backend
@@ -329,44 +276,22 @@ void Backend::serve(int fd, uint64_t conn_id) {
 
 // ------------------------------------------------------------ ProxyThread
 
-void ProxyThread::EventBaseDeleter::operator()(event_base* b) const { event_base_free(b); }
-
 ProxyThread::ProxyThread(std::shared_ptr<const config::Config> cfg, bool small_buffers) {
-  static const int threads_ok = evthread_use_pthreads();
-  (void)threads_ok;
-  base_.reset(event_base_new());
-  server_ = std::make_unique<Server>(base_.get(), std::move(cfg));
+  server_ = std::make_unique<Server>(loop_.base(), std::move(cfg));
   const int fd = listen_loopback(&port_);
   if (small_buffers) shrink_socket_buffers(fd);
   ListenerSpec spec;
   spec.id = 1;
   EXPECT_TRUE(server_->add_listener(sys::UniqueFd(fd), spec));
-  thread_ = std::thread([this] { event_base_loop(base_.get(), EVLOOP_NO_EXIT_ON_EMPTY); });
+  loop_.start();
 }
 
 ProxyThread::~ProxyThread() {
   run([this] { server_.reset(); });
-  event_base_loopbreak(base_.get());
-  thread_.join();
+  loop_.stop();
 }
 
-void ProxyThread::run(std::function<void()> fn) {
-  std::promise<void> done;
-  auto* task = new std::function<void()>([&] {
-    fn();
-    done.set_value();
-  });
-  const timeval zero{0, 0};
-  event_base_once(
-      base_.get(), -1, EV_TIMEOUT,
-      [](evutil_socket_t, short, void* arg) {
-        auto* t = static_cast<std::function<void()>*>(arg);
-        (*t)();
-        delete t;
-      },
-      task, &zero);
-  done.get_future().wait();
-}
+void ProxyThread::run(std::function<void()> fn) { loop_.run(fn); }
 
 ServerStats ProxyThread::stats() {
   ServerStats s;
@@ -400,17 +325,8 @@ bool ClientResponse::has_header(const std::string& name) const {
 }
 
 Client::Client(uint16_t port) {
-  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(port);
-  if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd_);
-    fd_ = -1;
-    return;
-  }
-  set_timeouts(fd_, 10);
+  fd_ = connect_loopback(port);
+  if (fd_ >= 0) set_timeouts(fd_, 10);
 }
 
 Client::~Client() {

@@ -17,15 +17,15 @@
 #include <vector>
 
 #include "common/config/model.h"
+#include "tests/support/worker_harness.h"
 #include "worker/server.h"
 
 namespace huginn::worker::test {
 
-// Parses TOML with config::load_text; fails the test on errors.
-std::shared_ptr<const config::Config> load_config(const std::string& toml);
-
-// A listening TCP socket on 127.0.0.1, port chosen by the kernel.
-int listen_loopback(uint16_t* port);
+using huginn::test::listen_loopback;
+using huginn::test::load_config;
+using huginn::test::make_body;
+using huginn::test::simple_config;
 
 // ------------------------------------------------------------ backend
 
@@ -104,13 +104,9 @@ class ProxyThread {
   bool wait_drained(int timeout_ms = 10000);
 
  private:
-  struct EventBaseDeleter {
-    void operator()(event_base* b) const;
-  };
-  std::unique_ptr<event_base, EventBaseDeleter> base_;
+  huginn::test::EventLoopThread loop_;  // outlives server_
   std::unique_ptr<Server> server_;
   uint16_t port_ = 0;
-  std::thread thread_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool drained_ = false;
@@ -152,7 +148,5 @@ void shrink_socket_buffers(int fd);
 
 // One request/response over a new connection.
 std::optional<ClientResponse> roundtrip(uint16_t port, const std::string& request);
-
-std::string make_body(size_t n, uint32_t seed = 1);
 
 }  // namespace huginn::worker::test

@@ -1,0 +1,99 @@
+// The fixed layout of the host-wide metrics table (docs/ARCHITECTURE.md,
+// "Metrics").
+//
+// Every counter is one u64 word at a fixed index of a worker's slot; the
+// supervisor sums the slots of the live workers and a base of folded counts
+// of workers that have exited. Label values are bounded by construction:
+// protocol (2), method (10), a fixed set of status codes plus one "Nxx" bucket per class,
+// TLS version (4), fixed histogram buckets. Nothing from a request (path,
+// host) ever becomes a label.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace huginn::metrics {
+
+// Bumped whenever a word moves; the worker refuses a table of another layout.
+inline constexpr uint32_t kLayoutVersion = 1;
+
+enum class Protocol : uint8_t { kHttp1 = 0, kHttp2 = 1 };
+inline constexpr size_t kProtocols = 2;
+inline constexpr std::array<std::string_view, kProtocols> kProtocolLabels = {"HTTP/1.1", "HTTP/2.0"};
+
+// Request methods with their own series; anything else is "OTHER" (also a
+// request that failed to parse before its method was known).
+inline constexpr std::array<std::string_view, 10> kMethodLabels = {
+    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE", "OTHER"};
+inline constexpr size_t kMethods = kMethodLabels.size();
+inline constexpr size_t kOtherMethod = kMethods - 1;
+size_t method_index(std::string_view method);
+
+// Exact status codes with their own series; any other code counts in the
+// "Nxx" series of its class (N = 1..5), anything outside 100..599 in "5xx".
+inline constexpr std::array<uint16_t, 26> kStatusCodes = {200, 201, 204, 206, 301, 302, 304, 307, 308,
+                                                          400, 401, 403, 404, 405, 408, 413, 414, 421,
+                                                          429, 431, 500, 501, 502, 503, 504, 505};
+inline constexpr size_t kStatusSlots = kStatusCodes.size() + 5;
+size_t status_index(uint16_t status);
+std::string_view status_label(size_t index, char* buf4);  // buf4: room for "NNN"
+
+// TLS versions as OpenSSL names them; anything else is "other".
+inline constexpr std::array<std::string_view, 4> kTlsVersionLabels = {"TLSv1.2", "TLSv1.3", "TLSv1.1",
+                                                                      "other"};
+size_t tls_version_index(std::string_view openssl_name);
+
+// Request duration histogram: upper bounds in microseconds (100 µs … 10 s);
+// word kDurationBuckets + 0 .. kBuckets-1 count observations <= bound[i] and
+// > bound[i-1] (non-cumulative; cumulated when rendered), word kBuckets counts
+// the rest (+Inf).
+inline constexpr std::array<uint64_t, 16> kBucketBoundsUs = {
+    100,   250,    500,    1000,   2500,    5000,    10000,   25000,
+    50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000};
+inline constexpr size_t kBuckets = kBucketBoundsUs.size();
+size_t bucket_index(uint64_t duration_us);  // 0..kBuckets (kBuckets = +Inf)
+
+// Backend error kinds (huginn_backend_errors_total{error_type}): the
+// exchange failed (refused, reset, bad response: 502) or timed out (504).
+enum class BackendError : uint8_t { kFailed = 0, kTimeout = 1 };
+inline constexpr std::array<std::string_view, 2> kBackendErrorLabels = {"backend_error", "gateway_timeout"};
+constexpr BackendError backend_error_of(uint16_t status) {
+  return status == 504 ? BackendError::kTimeout : BackendError::kFailed;
+}
+
+// Word indices of one slot.
+namespace word {
+inline constexpr size_t kConnectionsTotal = 0;
+inline constexpr size_t kConnectionsActive = 1;  // gauge: set by the worker, not folded
+inline constexpr size_t kConnectionsRejected = 2;
+inline constexpr size_t kTlsHandshakeErrors = 3;
+inline constexpr size_t kTlsFingerprints = 4;
+inline constexpr size_t kTlsFingerprintFailures = 5;
+inline constexpr size_t kHttp2Fingerprints = 6;
+inline constexpr size_t kHttp2FingerprintFailures = 7;
+inline constexpr size_t kSynHit = 8;
+inline constexpr size_t kSynMiss = 9;
+inline constexpr size_t kTlsHandshakes = 10;  // + tls_version_index
+// + (proto * kMethods + method) * kStatusSlots + status
+inline constexpr size_t kRequests = kTlsHandshakes + kTlsVersionLabels.size();
+// + proto * (kBuckets + 1) + bucket
+inline constexpr size_t kDuration = kRequests + kProtocols * kMethods * kStatusSlots;
+inline constexpr size_t kDurationSumUs = kDuration + kProtocols * (kBuckets + 1);  // + proto
+inline constexpr size_t kBackendResponses = kDurationSumUs + kProtocols;           // + status index
+inline constexpr size_t kBackendErrors = kBackendResponses + kStatusSlots;         // + BackendError
+inline constexpr size_t kCount = kBackendErrors + kBackendErrorLabels.size();
+}  // namespace word
+
+inline constexpr size_t kSlotWords = word::kCount;
+// Slots are padded to whole cache lines so workers never share one.
+inline constexpr size_t kSlotBytes = (kSlotWords * 8 + 63) / 64 * 64;
+
+// The words of one slot as plain numbers (a read snapshot, or the base).
+using Counters = std::array<uint64_t, kSlotWords>;
+
+// Whether a word is a gauge (a dead worker's value is dropped, not folded).
+constexpr bool is_gauge(size_t w) { return w == word::kConnectionsActive; }
+
+}  // namespace huginn::metrics

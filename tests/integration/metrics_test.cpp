@@ -1,0 +1,281 @@
+// The telemetry endpoint of the real proxy: exact host-wide counters from
+// /metrics after a known sequence of requests served by several workers,
+// counters that survive killed workers, the Prometheus text parser, and
+// /ready flipping at start and stop.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "tests/support/backend.h"
+#include "tests/support/harness.h"
+#include "tests/support/test_certs.h"
+
+namespace huginn::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+// One sample value of /metrics text; -1 when the series is absent.
+double sample(const std::string& text, const std::string& series) {
+  const std::string needle = "\n" + series + " ";
+  const size_t at = ("\n" + text).find(needle);
+  if (at == std::string::npos) return -1;
+  return std::strtod(text.c_str() + at + needle.size() - 1, nullptr);
+}
+
+std::string req_series(int status) {
+  return "huginn_entrypoint_requests_total{method=\"GET\",protocol=\"HTTP/1.1\",status_code=\"" +
+         std::to_string(status) + "\"}";
+}
+
+class MetricsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    port_ = free_port();
+    metrics_port_ = free_port();
+  }
+
+  HttpResponse get(const std::string& path) { return http_request(metrics_port_, "GET", path); }
+
+  std::string metrics_text() {
+    auto r = get("/metrics");
+    EXPECT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.header("content-type"), "text/plain; version=0.0.4; charset=utf-8");
+    return r.body;
+  }
+
+  // Waits until /metrics shows `want` for `series`.
+  bool wait_sample(const std::string& series, double want, std::string* last) {
+    for (int i = 0; i < 200; ++i) {
+      *last = metrics_text();
+      if (sample(*last, series) == want) return true;
+      std::this_thread::sleep_for(50ms);
+    }
+    return false;
+  }
+
+  TempDir dir_;
+  uint16_t port_ = 0;
+  uint16_t metrics_port_ = 0;
+  std::unique_ptr<Process> proxy_;
+};
+
+TEST_F(MetricsTest, CountsAreExactHostWideAndSurviveWorkerDeaths) {
+  Backend be([](const Request& req) {
+    Response r;
+    r.body = "ok";
+    if (req.target == "/slow") r.delay_ms = 3000;
+    return r;
+  });
+  const uint16_t dead = free_port();  // nothing listens: connect fails → 502
+  const std::string cfg =
+      "workers = 3\nuser = \"nobody\"\n\n[listen]\naddrs = [\"127.0.0.1:" + std::to_string(port_) +
+      "\"]\n\n[timeout]\nshutdown_secs = 10\nupstream_connect_ms = 1000\nupstream_response_secs = 10\n\n"
+      "[dbus]\nbus = \"none\"\n\n[telemetry]\nmetrics_port = " +
+      std::to_string(metrics_port_) + "\nmetrics_address = \"127.0.0.1\"\n\n[[backends]]\naddress = \"" +
+      be.address() + "\"\n\n[[backends]]\naddress = \"127.0.0.1:" + std::to_string(dead) +
+      "\"\n\n[[domains]]\n[[domains.routes]]\nprefix = \"/ok\"\nbackend = \"" + be.address() +
+      "\"\n[[domains.routes]]\nprefix = \"/slow\"\nbackend = \"" + be.address() +
+      "\"\n[[domains.routes]]\nprefix = \"/bad\"\nbackend = \"127.0.0.1:" + std::to_string(dead) + "\"\n";
+  const std::string path = dir_.write("config.toml", cfg);
+  proxy_ =
+      std::make_unique<Process>(std::vector<std::string>{binary_path("sbin/huginn-proxy"), "--config", path},
+                                dir_.path() + "/proxy.log");
+
+  // /ready: 503 proxy_starting while the workers start, then 200.
+  bool saw_starting = false, saw_ready = false;
+  for (auto until = std::chrono::steady_clock::now() + 15s; std::chrono::steady_clock::now() < until;) {
+    auto r = get("/ready");
+    if (!r.ok) continue;  // not bound yet
+    if (r.status == 503) {
+      EXPECT_EQ(r.body, R"({"status":"not_ready","reason":"proxy_starting"})");
+      EXPECT_FALSE(saw_ready) << "/ready went back to 503";
+      saw_starting = true;
+    } else {
+      ASSERT_EQ(r.status, 200) << r.body;
+      EXPECT_EQ(r.body, R"({"status":"ready"})");
+      saw_ready = true;
+      break;
+    }
+  }
+  ASSERT_TRUE(saw_ready) << proxy_->log();
+  EXPECT_TRUE(saw_starting) << "the endpoint answers before the workers are READY";
+  ASSERT_TRUE(proxy_->wait_log("workers ready")) << proxy_->log();
+  EXPECT_EQ(get("/health").body, R"({"status":"healthy"})");
+  EXPECT_EQ(get("/live").body, R"({"status":"alive"})");
+  EXPECT_EQ(get("/nowhere").status, 404);
+
+  // 7 × 200, 3 × 404, 2 × 502, each on its own connection (spread over the workers).
+  for (int i = 0; i < 7; ++i) EXPECT_EQ(http_request(port_, "GET", "/ok/" + std::to_string(i)).status, 200);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(http_request(port_, "GET", "/missing").status, 404);
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(http_request(port_, "GET", "/bad").status, 502);
+
+  std::string text;
+  ASSERT_TRUE(wait_sample("huginn_requests_duration_seconds_count{protocol=\"HTTP/1.1\"}", 12, &text))
+      << text;
+  EXPECT_EQ(sample(text, req_series(200)), 7) << text;
+  EXPECT_EQ(sample(text, req_series(404)), 3) << text;
+  EXPECT_EQ(sample(text, req_series(502)), 2) << text;
+  EXPECT_EQ(sample(text, "huginn_connections_total"), 12) << text;
+  EXPECT_EQ(sample(text, "huginn_backend_requests_total{status_code=\"200\"}"), 7) << text;
+  EXPECT_EQ(sample(text, "huginn_backend_errors_total{error_type=\"backend_error\"}"), 2) << text;
+  EXPECT_EQ(sample(text, "huginn_backend_errors_total{error_type=\"gateway_timeout\"}"), 0) << text;
+  EXPECT_EQ(sample(text, "huginn_requests_duration_seconds_bucket{protocol=\"HTTP/1.1\",le=\"+Inf\"}"), 12);
+  EXPECT_EQ(sample(text, "huginn_requests_duration_seconds_count{protocol=\"HTTP/2.0\"}"), 0);
+  EXPECT_EQ(sample(text, "huginn_config_generation"), 1);
+  EXPECT_EQ(sample(text, "huginn_workers"), 3);
+  EXPECT_EQ(sample(text, "huginn_config_reload_total{result=\"success\"}"), 0);
+
+  // The Prometheus project's own text parser accepts the whole document.
+  std::string out;
+  if (run_command({"/usr/bin/python3", "-c", "import prometheus_client.parser"}, &out) == 0) {
+    const std::string mpath = dir_.write("metrics.txt", text);
+    const std::string script = dir_.write(
+        "parse.py",
+        "import sys\nfrom prometheus_client.parser import text_string_to_metric_families\n"
+        "v = {}\nfor f in text_string_to_metric_families(open(sys.argv[1]).read()):\n"
+        "    for s in f.samples:\n        v[(s.name, tuple(sorted(s.labels.items())))] = s.value\n"
+        "k = lambda c: v[('huginn_entrypoint_requests_total', (('method', 'GET'), ('protocol', 'HTTP/1.1'), "
+        "('status_code', c)))]\n"
+        "print(int(k('200')), int(k('404')), int(k('502')), len(v))\n");
+    ASSERT_EQ(run_command({"/usr/bin/python3", script, mpath}, &out), 0) << out;
+    EXPECT_EQ(out.substr(0, out.rfind(' ')), "7 3 2") << out;
+  } else {
+    std::printf("[  SKIPPED ] prometheus parser check: python3-prometheus-client is not installed\n");
+  }
+
+  // SIGKILL every worker: the supervisor folds their slots and restarts them;
+  // no counter goes down, and the new workers count on top.
+  const auto kids = children_of(proxy_->pid());
+  ASSERT_EQ(kids.size(), 3u);
+  for (pid_t p : kids) kill(p, SIGKILL);
+  ASSERT_TRUE(wait_sample("huginn_worker_restarts_total", 3, &text)) << text;
+  EXPECT_EQ(sample(text, req_series(200)), 7) << text;
+  EXPECT_EQ(sample(text, req_series(404)), 3) << text;
+  EXPECT_EQ(sample(text, req_series(502)), 2) << text;
+  EXPECT_EQ(sample(text, "huginn_connections_total"), 12) << text;
+  EXPECT_EQ(sample(text, "huginn_connections_active"), 0) << text;
+  HttpResponse after;
+  for (int i = 0; i < 100 && !(after = http_request(port_, "GET", "/ok/after")).ok; ++i)
+    std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(after.status, 200);
+  ASSERT_TRUE(wait_sample(req_series(200), 8, &text)) << text;
+  EXPECT_EQ(sample(text, "huginn_connections_total"), 13) << text;
+
+  // HTTP/2 (cleartext, prior knowledge): counted under its own protocol label.
+  const std::string base = "http://127.0.0.1:" + std::to_string(port_);
+  ASSERT_EQ(run_command({"/usr/bin/nghttp", "-n", base + "/ok/h2a", base + "/ok/h2b", base + "/nope"}, &out),
+            0)
+      << out;
+  const std::string h2 = "huginn_entrypoint_requests_total{method=\"GET\",protocol=\"HTTP/2.0\",status_code=";
+  ASSERT_TRUE(wait_sample("huginn_requests_duration_seconds_count{protocol=\"HTTP/2.0\"}", 3, &text)) << text;
+  EXPECT_EQ(sample(text, h2 + "\"200\"}"), 2) << text;
+  EXPECT_EQ(sample(text, h2 + "\"404\"}"), 1) << text;
+  EXPECT_EQ(sample(text, req_series(200)), 8) << text;
+
+  // Stop with a slow request in flight: /ready says shutting_down while the
+  // process drains, the request still completes.
+  HttpResponse slow;
+  std::thread t([&] { slow = http_request(port_, "GET", "/slow"); });
+  ASSERT_TRUE(wait_sample("huginn_connections_active", 1, &text)) << text;
+  std::this_thread::sleep_for(200ms);  // the request head reached the backend
+  proxy_->signal(SIGTERM);
+  bool saw_stopping = false;
+  for (int i = 0; i < 100 && !saw_stopping; ++i) {
+    auto r = get("/ready");
+    if (r.ok && r.status == 503 && r.body == R"({"status":"not_ready","reason":"shutting_down"})")
+      saw_stopping = true;
+    else
+      std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_TRUE(saw_stopping) << proxy_->log();
+  t.join();
+  EXPECT_TRUE(slow.ok) << slow.error;
+  EXPECT_EQ(slow.status, 200);
+  const int st = proxy_->wait_exit(20000);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << proxy_->log();
+}
+
+TEST_F(MetricsTest, CountsTlsHandshakesAndFingerprints) {
+  Backend be;
+  test::TestPki pki;
+  const auto srv = pki.server("localhost", {"localhost", "127.0.0.1"});
+  const std::string cfg =
+      "workers = 2\nuser = \"nobody\"\n\n[listen]\naddrs = [\"127.0.0.1:" + std::to_string(port_) +
+      "\"]\n\n[tls]\ncert_path = \"" + srv.cert_path + "\"\nkey_path = \"" + srv.key_path +
+      "\"\n\n[timeout]\nshutdown_secs = 5\ntls_handshake_secs = 3\n\n[dbus]\nbus = \"none\"\n\n"
+      "[telemetry]\nmetrics_port = " +
+      std::to_string(metrics_port_) + "\nmetrics_address = \"::1\"\n\n[[backends]]\naddress = \"" +
+      be.address() + "\"\n\n[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" + be.address() +
+      "\"\n";
+  proxy_ = std::make_unique<Process>(
+      std::vector<std::string>{binary_path("sbin/huginn-proxy"), "--config", dir_.write("config.toml", cfg)},
+      dir_.path() + "/proxy.log");
+  ASSERT_TRUE(proxy_->wait_log("workers ready")) << proxy_->log();
+
+  const std::string url = "https://localhost:" + std::to_string(port_) + "/";
+  const std::string resolve = "localhost:" + std::to_string(port_) + ":127.0.0.1";
+  std::string out;
+  for (int i = 0; i < 2; ++i)
+    ASSERT_EQ(run_command({"/usr/bin/curl", "-sS", "--fail", "--http2", "--cacert", pki.ca().cert_path,
+                           "--resolve", resolve, "-o", "/dev/null", url},
+                          &out),
+              0)
+        << out;
+  ASSERT_EQ(run_command({"/usr/bin/curl", "-sS", "--fail", "--http1.1", "--tlsv1.2", "--tls-max", "1.2",
+                         "--cacert", pki.ca().cert_path, "--resolve", resolve, "-o", "/dev/null", url},
+                        &out),
+            0)
+      << out;
+  {
+    HttpClient garbage("127.0.0.1", port_);  // not a ClientHello: the handshake fails
+    ASSERT_TRUE(garbage.connected());
+    garbage.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_TRUE(garbage.wait_closed(5000));
+  }
+
+  // The endpoint listens on ::1 only.
+  auto get6 = [this](const std::string& path) {
+    HttpClient c("::1", metrics_port_);
+    c.send("GET " + path + " HTTP/1.1\r\nHost: [::1]\r\n\r\n");
+    return c.read_response();
+  };
+  std::string text;
+  for (int i = 0; i < 100; ++i) {
+    text = get6("/metrics").body;
+    if (sample(text, "huginn_tls_handshake_errors_total") == 1) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(sample(text, "huginn_tls_handshake_errors_total"), 1) << text;
+  EXPECT_EQ(sample(text, "huginn_tls_handshakes_total{tls_version=\"TLSv1.3\"}"), 2) << text;
+  EXPECT_EQ(sample(text, "huginn_tls_handshakes_total{tls_version=\"TLSv1.2\"}"), 1) << text;
+  EXPECT_EQ(sample(text, "huginn_tls_fingerprints_extracted_total"), 3) << text;
+  EXPECT_EQ(sample(text, "huginn_tls_fingerprint_failures_total"), 0) << text;
+  EXPECT_EQ(sample(text, "huginn_http2_fingerprints_extracted_total"), 2) << text;
+  EXPECT_EQ(sample(text, "huginn_connections_total"), 4) << text;
+  EXPECT_EQ(
+      sample(text,
+             "huginn_entrypoint_requests_total{method=\"GET\",protocol=\"HTTP/2.0\",status_code=\"200\"}"),
+      2)
+      << text;
+  EXPECT_EQ(
+      sample(text,
+             "huginn_entrypoint_requests_total{method=\"GET\",protocol=\"HTTP/1.1\",status_code=\"200\"}"),
+      1)
+      << text;
+  EXPECT_EQ(get6("/ready").status, 200);
+  HttpClient v4("127.0.0.1", metrics_port_);
+  EXPECT_FALSE(v4.connected()) << "metrics_address = \"::1\" binds IPv6 only";
+}
+
+}  // namespace
+}  // namespace huginn::testing
