@@ -18,8 +18,9 @@ PKGS=(
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   curl nghttp2-client openssl iproute2 tcpdump p0f python3 python3-h2 python3-prometheus-client wrk strace
   dbus dbus-daemon mandoc
-  # packaging: cpack DEB with dpkg-shlibdeps (needs `file`), nspawn for the boot test
-  dpkg-dev file systemd-container procps man-db
+  # packaging: cpack DEB with dpkg-shlibdeps (needs `file`), nspawn for the boot test,
+  # mmdebstrap for the clean-root install test
+  dpkg-dev file systemd-container procps man-db mmdebstrap
 )
 
 missing=()

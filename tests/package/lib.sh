@@ -72,3 +72,43 @@ pkg_nspawn() {
   systemd-nspawn -q --register=no --keep-unit --machine="$PKG_MACHINE" -D "$PKG_ROOT" \
     --private-network "$@"
 }
+
+# --- Clean-root helpers (clean_root_test.sh) --------------------------------
+# There the root is not an overlay of the host but a minimal Debian 12 tree
+# (mmdebstrap --variant=minbase, cached as a tarball in the build directory)
+# unpacked on a tmpfs; pkg_cleanup removes it like the overlay.
+
+# The deb822 file the host's apt uses; the clean root comes from its mirror.
+PKG_DEBIAN_SOURCES=/etc/apt/sources.list.d/debian.sources
+
+# pkg_require_debian_mirror: skips unless PKG_DEBIAN_SOURCES exists and its
+# first mirror serves bookworm's InRelease.
+pkg_require_debian_mirror() {
+  [ -r "$PKG_DEBIAN_SOURCES" ] || pkg_skip "$PKG_DEBIAN_SOURCES is missing (the mirror of the clean root comes from there)"
+  local uri
+  uri="$(sed -n 's/^URIs:[[:space:]]*\([^[:space:]]*\).*/\1/p' "$PKG_DEBIAN_SOURCES" | head -n1)"
+  [ -n "$uri" ] || pkg_skip "no URIs: line in $PKG_DEBIAN_SOURCES"
+  curl -fsS --max-time 15 -o /dev/null "$uri/dists/bookworm/InRelease" 2>/dev/null \
+    || pkg_skip "the Debian mirror $uri (from $PKG_DEBIAN_SOURCES) is unreachable"
+}
+
+# pkg_make_root_from_tar NAME TARBALL: sets PKG_TMP, PKG_ROOT, PKG_MACHINE as
+# pkg_make_root does and installs the same cleanup trap, but PKG_ROOT is
+# TARBALL unpacked on a tmpfs. Returns non-zero if the tarball does not unpack.
+pkg_make_root_from_tar() {
+  PKG_MACHINE="huginn-$1-$$-$RANDOM"
+  PKG_TMP="$(mktemp -d /tmp/huginn-pkgtest.XXXXXX)"
+  trap pkg_cleanup EXIT
+  mount -t tmpfs -o mode=0755,size=2g tmpfs "$PKG_TMP"
+  PKG_ROOT="$PKG_TMP/root"
+  mkdir -p "$PKG_ROOT"
+  tar -xf "$2" -C "$PKG_ROOT" --numeric-owner || return 1
+  mkdir -p "$PKG_ROOT/huginn-test/out"
+}
+
+# ok:/FAIL: lines for scripts that run inside a root (they source a copy of
+# this file, then `set +e`); PKG_FAILED is their exit status.
+PKG_FAILED=0
+pkg_ok() { echo "ok: $*"; }
+pkg_fail() { echo "FAIL: $*"; PKG_FAILED=1; }
+pkg_check() { local what="$1"; shift; if "$@"; then pkg_ok "$what"; else pkg_fail "$what"; fi; }

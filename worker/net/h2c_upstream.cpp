@@ -410,7 +410,7 @@ ssize_t H2cSession::read_body_cb(nghttp2_session*, int32_t stream_id, uint8_t* b
 // ------------------------------------------------------------ pool
 
 H2cPool::H2cPool(event_base* base, const config::BackendPool& cfg, size_t backends)
-    : base_(base), cfg_(cfg), idle_(backends), reap_ev_(event_new(base, -1, 0, &H2cPool::reap_cb, this)) {}
+    : cfg_(cfg), idle_(backends), reap_ev_(event_new(base, -1, 0, &H2cPool::reap_cb, this)) {}
 
 H2cPool::~H2cPool() { clear(); }
 

@@ -153,7 +153,6 @@ class H2cPool {
   void on_session_gone(H2cSession* s);
   static void reap_cb(evutil_socket_t, short, void* arg);
 
-  event_base* base_;
   config::BackendPool cfg_;
   std::vector<std::list<std::unique_ptr<H2cSession>>> idle_;
   std::list<std::unique_ptr<H2cSession>> closing_;
