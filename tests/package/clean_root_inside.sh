@@ -4,6 +4,7 @@
 # resolves Depends from the mirror on a minbase system that has few of them,
 # then the installed package is checked, removed and purged.
 # clean_root_inside.sh DEB_BASENAME VERSION (the .deb is in /huginn-test).
+# shellcheck source=lib.sh
 source /huginn-test/lib.sh
 set +e +o pipefail
 deb="$1" version="$2"
@@ -19,11 +20,11 @@ pkg_check "the clean root has no huginn-proxy" sh -c '! dpkg-query -W huginn-pro
 pkg_check "the clean root has no user huginn" sh -c '! getent passwd huginn >/dev/null'
 # Every package named in Depends (all alternatives); those missing before
 # the install must come from the mirror.
-names="$(dpkg-deb -f "./$deb" Depends | tr ',|' '\n\n' | sed 's/(.*)//; s/[[:space:]]//g' | sed '/^$/d' | sort -u)"
+names="$(dpkg-deb -f "./$deb" Depends | sed 's/[,|]/\n/g' | sed 's/(.*)//; s/[[:space:]]//g; /^$/d' | sort -u)"
 absent=""
 for n in $names; do installed "$n" || absent="$absent $n"; done
 if [ -n "$absent" ]; then
-  pkg_ok "the clean root lacks $(echo $absent | wc -w) of the $(echo $names | wc -w) packages in Depends:$absent"
+  pkg_ok "the clean root lacks $(echo "$absent" | wc -w) of the $(echo "$names" | wc -w) packages in Depends:$absent"
 else
   pkg_fail "the clean root already has every package in Depends: it proves nothing"
 fi
@@ -52,7 +53,8 @@ done
 pkg_check "every missing package of Depends is installed now${still:+ (not:$still)}" [ -z "$still" ]
 pkg_check "apt-get check: no broken dependencies" sh -c 'apt-get check >/dev/null 2>&1'
 for f in /usr/sbin/huginn-proxy /usr/bin/huginnctl /usr/libexec/huginn-proxy/huginn-worker /usr/libexec/huginn-proxy/huginn-privhelper; do
-  pkg_check "every shared library of $f resolves" sh -c "ldd '$f' >'$out/ldd.txt' 2>&1 && ! grep -q 'not found' '$out/ldd.txt'"
+  missing="$(ldd "$f" 2>&1 | awk '/not found/ { print $1 }' | paste -sd' ')"
+  pkg_check "every shared library of $f resolves${missing:+ (not found: $missing)}" [ -z "$missing" ]
 done
 
 # --- the installed package works --------------------------------------------

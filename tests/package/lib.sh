@@ -110,5 +110,6 @@ pkg_make_root_from_tar() {
 # this file, then `set +e`); PKG_FAILED is their exit status.
 PKG_FAILED=0
 pkg_ok() { echo "ok: $*"; }
+# shellcheck disable=SC2034  # PKG_FAILED is read by the sourcing script
 pkg_fail() { echo "FAIL: $*"; PKG_FAILED=1; }
 pkg_check() { local what="$1"; shift; if "$@"; then pkg_ok "$what"; else pkg_fail "$what"; fi; }
