@@ -1,32 +1,12 @@
 #include "common/metrics/http_request.h"
 
+#include "common/net/http_token.h"
+
 namespace huginn::metrics {
 
 namespace {
 
-bool is_tchar(char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  switch (c) {
-    case '!':
-    case '#':
-    case '$':
-    case '%':
-    case '&':
-    case '\'':
-    case '*':
-    case '+':
-    case '-':
-    case '.':
-    case '^':
-    case '_':
-    case '`':
-    case '|':
-    case '~':
-      return true;
-    default:
-      return false;
-  }
-}
+bool is_tchar(char c) { return huginn::net::is_tchar(static_cast<unsigned char>(c)); }
 
 bool is_vchar(char c) { return c >= 0x21 && c <= 0x7e; }
 

@@ -1,5 +1,7 @@
 #include "worker/http1/message.h"
 
+#include "common/net/http_token.h"
+
 namespace huginn::worker::http1 {
 
 namespace {
@@ -15,29 +17,7 @@ bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
-bool is_tchar(unsigned char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  switch (c) {
-    case '!':
-    case '#':
-    case '$':
-    case '%':
-    case '&':
-    case '\'':
-    case '*':
-    case '+':
-    case '-':
-    case '.':
-    case '^':
-    case '_':
-    case '`':
-    case '|':
-    case '~':
-      return true;
-    default:
-      return false;
-  }
-}
+bool is_tchar(unsigned char c) { return huginn::net::is_tchar(c); }
 
 std::string_view trim_ows(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
