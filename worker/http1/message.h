@@ -51,6 +51,8 @@ bool is_tchar(unsigned char c);
 // Trims spaces and horizontal tabs at both ends.
 std::string_view trim_ows(std::string_view s);
 std::string to_lower(std::string_view s);
+// A Content-Length value: 1-19 decimal digits, nothing else.
+bool parse_content_length(std::string_view v, uint64_t* out);
 
 // First header named `name` (case-insensitive), or nullptr.
 const Header* find_header(const Headers& headers, std::string_view name);

@@ -22,8 +22,6 @@ using OptionPtr = sys::CHandle<nghttp2_option, nghttp2_option_del>;
 constexpr size_t kMaxOutboundAck = 100;
 constexpr size_t kMaxSettingsEntries = 32;
 
-size_t out_len(bufferevent* bev) { return evbuffer_get_length(bufferevent_get_output(bev)); }
-
 // Request fields HTTP/2 forbids (RFC 9113 §8.2.2) or that become pseudo-headers.
 bool connection_specific(std::string_view name) {
   return name == "connection" || name == "keep-alive" || name == "proxy-connection" ||
@@ -40,29 +38,6 @@ bool parse_status(std::string_view v, uint16_t* out) {
   if (n < 100) return false;
   *out = n;
   return true;
-}
-
-bool parse_content_length(std::string_view v, uint64_t* out) {
-  if (v.empty() || v.size() > 19) return false;
-  uint64_t n = 0;
-  for (const char c : v) {
-    if (c < '0' || c > '9') return false;
-    n = n * 10 + static_cast<uint64_t>(c - '0');
-  }
-  *out = n;
-  return true;
-}
-
-void set_socket_options(bufferevent* bev, const config::Config& cfg) {
-  const evutil_socket_t fd = bufferevent_getfd(bev);
-  if (fd < 0) return;
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  if (cfg.timeout.keep_alive.enabled) {
-    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-    int idle = static_cast<int>(std::max<uint32_t>(1, cfg.timeout.keep_alive.upstream_idle_timeout));
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
-  }
 }
 
 }  // namespace
@@ -307,7 +282,7 @@ void H2cSession::event_cb(bufferevent* bev, short what, void* arg) {
   if (s->state_ == State::kDead) return;
   if (what & BEV_EVENT_CONNECTED) {
     s->connected_ = true;
-    set_socket_options(bev, *s->ctx_.cfg);
+    set_upstream_socket_options(bev, *s->ctx_.cfg);
     if (s->owner_ != nullptr) s->owner_->on_session_connected();
     s->flush();
     return;
@@ -782,7 +757,7 @@ void H2cUpstream::on_headers_done(bool end_stream) {
       uint64_t n = 0;
       if (req_.head_request || head.status == 204 || head.status == 304) {
         head.framing = http1::BodyFraming::kNone;
-      } else if (cl != nullptr && parse_content_length(cl->value, &n)) {
+      } else if (cl != nullptr && http1::parse_content_length(cl->value, &n)) {
         head.framing = http1::BodyFraming::kLength;
         head.content_length = n;
       } else {

@@ -7,16 +7,9 @@
 #include "common/sys/log.h"
 #include "worker/http1/writer.h"
 #include "worker/net/tls_shutdown.h"
-#include "worker/proxy/tls_host_check.h"
+#include "worker/proxy/admission.h"
 
 namespace huginn::worker::net {
-
-namespace {
-
-size_t out_len(bufferevent* bev) { return evbuffer_get_length(bufferevent_get_output(bev)); }
-size_t in_len(bufferevent* bev) { return evbuffer_get_length(bufferevent_get_input(bev)); }
-
-}  // namespace
 
 Http1Connection::Http1Connection(WorkerContext& ctx, BufferEventPtr transport, ClientInfo info)
     : ctx_(ctx),
@@ -267,39 +260,10 @@ void Http1Connection::on_request_head(http1::RequestHead&& head) {
   auto d = ctx_.router->route(ex_.host, head.target);
   ex_.domain = d.domain;
   ex_.route = d.route;
-  if (d.outcome != proxy::Router::Outcome::kMisdirected) {
-    // The TLS/mTLS host rules come right after the domain match.
-    switch (proxy::check_tls_host(*ctx_.cfg, info_, d.domain)) {
-      case proxy::TlsHostVerdict::kMisdirected:
-        return respond_local(421, http1::reason::kMisdirected, false);
-      case proxy::TlsHostVerdict::kMtlsInconsistent:
-        return respond_local(421, http1::reason::kMtlsInconsistent, false);
-      case proxy::TlsHostVerdict::kAllowed:
-        break;
-    }
-  }
-  switch (d.outcome) {
-    case proxy::Router::Outcome::kMisdirected:
-      return respond_local(421, http1::reason::kMisdirected, false);
-    case proxy::Router::Outcome::kNoRoute:
-      return respond_local(404, http1::reason::kNoRoute, false);
-    case proxy::Router::Outcome::kNoBackend:
-      return respond_local(503, http1::reason::kNoBackend, false);
-    case proxy::Router::Outcome::kRouted:
-      break;
-  }
+  if (auto answer = proxy::local_answer(*ctx_.cfg, info_, d))
+    return respond_local(answer->status, answer->reason, false);
   ex_.backend = d.backend;
-
-  proxy::RequestContext rc;
-  rc.cfg = ctx_.cfg.get();
-  rc.domain = d.domain;
-  rc.route = d.route;
-  rc.backend = d.backend;
-  rc.fingerprints = &info_.fingerprints;
-  rc.peer_ip = info_.peer_ip;
-  rc.local_port = info_.local_port;
-  rc.tls = info_.tls;
-  rc.host = ex_.host;
+  const proxy::RequestContext rc = proxy::request_context(*ctx_.cfg, d, info_, ex_.host);
   BackendRequest req;
   req.backend_index = static_cast<size_t>(d.backend - ctx_.cfg->backends.data());
   req.method = llhttp_method_name(static_cast<llhttp_method_t>(head.method));

@@ -10,9 +10,9 @@
 
 #include "common/sys/log.h"
 #include "worker/http1/writer.h"
+#include "worker/proxy/admission.h"
 #include "worker/proxy/header_rewrite.h"
 #include "worker/proxy/router.h"
-#include "worker/proxy/tls_host_check.h"
 
 namespace huginn::worker::net {
 
@@ -21,8 +21,6 @@ namespace {
 using EvBufferPtr = sys::CHandle<evbuffer, evbuffer_free>;
 using CallbacksPtr = sys::CHandle<nghttp2_session_callbacks, nghttp2_session_callbacks_del>;
 using OptionPtr = sys::CHandle<nghttp2_option, nghttp2_option_del>;
-
-size_t out_len(bufferevent* bev) { return evbuffer_get_length(bufferevent_get_output(bev)); }
 
 uint64_t now_ms() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -43,17 +41,6 @@ bool valid_field_name(std::string_view name) {
     const auto u = static_cast<unsigned char>(c);
     if (!http1::is_tchar(u) || (u >= 'A' && u <= 'Z')) return false;
   }
-  return true;
-}
-
-bool parse_content_length(std::string_view v, uint64_t* out) {
-  if (v.empty() || v.size() > 19) return false;
-  uint64_t n = 0;
-  for (const char c : v) {
-    if (c < '0' || c > '9') return false;
-    n = n * 10 + static_cast<uint64_t>(c - '0');
-  }
-  *out = n;
   return true;
 }
 
@@ -503,7 +490,7 @@ int Http2Connection::on_header(nghttp2_session* session, const nghttp2_frame* fr
     s->have_cookie = true;
   } else if (n == "content-length") {
     uint64_t cl = 0;
-    if (!parse_content_length(v, &cl) || (s->have_content_length && cl != s->content_length))
+    if (!http1::parse_content_length(v, &cl) || (s->have_content_length && cl != s->content_length))
       s->bad_content_length = true;
     s->content_length = cl;
     s->have_content_length = true;
@@ -789,38 +776,10 @@ void Http2Connection::dispatch(Stream& s) {
   auto d = ctx_.router->route(*host, s.path);
   s.domain = d.domain;
   s.route = d.route;
-  if (d.outcome != proxy::Router::Outcome::kMisdirected) {
-    switch (proxy::check_tls_host(*ctx_.cfg, info_, d.domain)) {
-      case proxy::TlsHostVerdict::kMisdirected:
-        return respond_local(s, 421, http1::reason::kMisdirected);
-      case proxy::TlsHostVerdict::kMtlsInconsistent:
-        return respond_local(s, 421, http1::reason::kMtlsInconsistent);
-      case proxy::TlsHostVerdict::kAllowed:
-        break;
-    }
-  }
-  switch (d.outcome) {
-    case proxy::Router::Outcome::kMisdirected:
-      return respond_local(s, 421, http1::reason::kMisdirected);
-    case proxy::Router::Outcome::kNoRoute:
-      return respond_local(s, 404, http1::reason::kNoRoute);
-    case proxy::Router::Outcome::kNoBackend:
-      return respond_local(s, 503, http1::reason::kNoBackend);
-    case proxy::Router::Outcome::kRouted:
-      break;
-  }
+  if (auto answer = proxy::local_answer(*ctx_.cfg, info_, d))
+    return respond_local(s, answer->status, answer->reason);
   s.backend = d.backend;
-
-  proxy::RequestContext rc;
-  rc.cfg = ctx_.cfg.get();
-  rc.domain = d.domain;
-  rc.route = d.route;
-  rc.backend = d.backend;
-  rc.fingerprints = &info_.fingerprints;
-  rc.peer_ip = info_.peer_ip;
-  rc.local_port = info_.local_port;
-  rc.tls = info_.tls;
-  rc.host = *host;
+  const proxy::RequestContext rc = proxy::request_context(*ctx_.cfg, d, info_, *host);
   http1::Headers in;
   in.reserve(s.headers.size() + 2);
   if (s.have_authority || s.have_host) in.push_back(http1::Header{"host", std::string(authority)});

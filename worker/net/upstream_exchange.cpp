@@ -12,12 +12,7 @@
 
 namespace huginn::worker::net {
 
-namespace {
-
-size_t out_len(bufferevent* bev) { return evbuffer_get_length(bufferevent_get_output(bev)); }
-size_t in_len(bufferevent* bev) { return evbuffer_get_length(bufferevent_get_input(bev)); }
-
-void set_socket_options(bufferevent* bev, const config::Config& cfg) {
+void set_upstream_socket_options(bufferevent* bev, const config::Config& cfg) {
   const evutil_socket_t fd = bufferevent_getfd(bev);
   if (fd < 0) return;
   int one = 1;
@@ -28,8 +23,6 @@ void set_socket_options(bufferevent* bev, const config::Config& cfg) {
     setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
   }
 }
-
-}  // namespace
 
 void add_chunk(evbuffer* out, std::string_view data) {
   if (data.empty()) return;
@@ -209,7 +202,7 @@ void UpstreamExchange::event_cb(bufferevent* bev, short what, void* arg) {
   if (what & BEV_EVENT_CONNECTED) {
     x->connected_ = true;
     evtimer_del(x->connect_timer_.get());
-    set_socket_options(bev, *x->ctx_.cfg);
+    set_upstream_socket_options(bev, *x->ctx_.cfg);
     if (x->request_complete_) x->arm_response_timeout();
     return;
   }

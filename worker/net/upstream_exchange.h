@@ -53,6 +53,9 @@ namespace huginn::worker::net {
 // zero-size chunk would end the body).
 void add_chunk(evbuffer* out, std::string_view data);
 
+// A connected backend socket: TCP_NODELAY, and TCP keepalive per [timeout.keep_alive].
+void set_upstream_socket_options(bufferevent* bev, const config::Config& cfg);
+
 class UpstreamExchange : public BackendExchange {
  public:
   using Sink = ExchangeSink;
