@@ -17,9 +17,10 @@ constexpr size_t kMinListenerEntry = 7;
 }  // namespace
 
 MsgType type_of(const Message& m) {
-  static constexpr MsgType kTypes[] = {MsgType::kHello,    MsgType::kListeners,   MsgType::kReady,
-                                       MsgType::kDrain,    MsgType::kTerminate,   MsgType::kStatsReq,
-                                       MsgType::kStatsAns, MsgType::kTlsMaterial, MsgType::kMetrics};
+  static constexpr MsgType kTypes[] = {MsgType::kHello,     MsgType::kListeners,   MsgType::kReady,
+                                       MsgType::kDrain,     MsgType::kTerminate,   MsgType::kStatsReq,
+                                       MsgType::kStatsAns,  MsgType::kTlsMaterial, MsgType::kMetrics,
+                                       MsgType::kHostState, MsgType::kHealth};
   return kTypes[m.index()];
 }
 
@@ -43,6 +44,10 @@ const char* type_name(MsgType t) {
       return "TLS_MATERIAL";
     case MsgType::kMetrics:
       return "METRICS";
+    case MsgType::kHostState:
+      return "HOST_STATE";
+    case MsgType::kHealth:
+      return "HEALTH";
   }
   return "UNKNOWN";
 }
@@ -79,6 +84,12 @@ std::vector<uint8_t> encode(const Message& m) {
         } else if constexpr (std::is_same_v<T, Metrics>) {
           w.u32(msg.layout);
           w.u32(msg.slots);
+        } else if constexpr (std::is_same_v<T, HostState>) {
+          w.u32(msg.layout);
+          w.u32(msg.slot);
+        } else if constexpr (std::is_same_v<T, Health>) {
+          w.u32(static_cast<uint32_t>(msg.states.size()));
+          for (uint8_t b : msg.states) w.u8(b);
         }
       },
       m);
@@ -102,7 +113,10 @@ DecodeResult decode(const uint8_t* data, size_t len, size_t nfds) {
     return fail("TLS_MATERIAL needs exactly one descriptor, " + std::to_string(nfds) + " arrived");
   if (t == MsgType::kMetrics && nfds != 1)
     return fail("METRICS needs exactly one descriptor, " + std::to_string(nfds) + " arrived");
-  if (t != MsgType::kListeners && t != MsgType::kTlsMaterial && t != MsgType::kMetrics && nfds != 0)
+  if (t == MsgType::kHostState && nfds != 1)
+    return fail("HOST_STATE needs exactly one descriptor, " + std::to_string(nfds) + " arrived");
+  if (t != MsgType::kListeners && t != MsgType::kTlsMaterial && t != MsgType::kMetrics &&
+      t != MsgType::kHostState && nfds != 0)
     return fail("unexpected file descriptors");
   switch (t) {
     case MsgType::kHello: {
@@ -175,6 +189,26 @@ DecodeResult decode(const uint8_t* data, size_t len, size_t nfds) {
       r.message = m;
       break;
     }
+    case MsgType::kHostState: {
+      HostState m;
+      p.u32(&m.layout);
+      p.u32(&m.slot);
+      r.message = m;
+      break;
+    }
+    case MsgType::kHealth: {
+      Health m;
+      uint32_t n = 0;
+      if (!p.u32(&n)) return fail("truncated HEALTH");
+      if (n > kMaxHealthEntries || n > p.remaining()) return fail("too many HEALTH entries");
+      m.states.resize(n);
+      for (auto& b : m.states) {
+        p.u8(&b);
+        if (b > 1) return fail("bad HEALTH state");
+      }
+      r.message = std::move(m);
+      break;
+    }
     default:
       return fail("unknown message type " + std::to_string(type));
   }
@@ -196,6 +230,11 @@ std::string Session::accept(MsgType t) {
           if (listeners_) return "second LISTENERS";
           listeners_ = true;
           return {};
+        case MsgType::kHostState:
+          if (!listeners_) return "HOST_STATE before LISTENERS";
+          if (host_state_) return "second HOST_STATE";
+          host_state_ = true;
+          return {};
         case MsgType::kMetrics:
           if (!listeners_) return "METRICS before LISTENERS";
           if (metrics_) return "second METRICS";
@@ -205,6 +244,7 @@ std::string Session::accept(MsgType t) {
         case MsgType::kTerminate:
         case MsgType::kStatsReq:
         case MsgType::kTlsMaterial:  // any number of times, before and after READY
+        case MsgType::kHealth:
           if (!listeners_) return std::string(type_name(t)) + " before LISTENERS";
           return {};
         default:

@@ -10,7 +10,8 @@
 //   * Payload fields are little-endian fixed-width integers and strings with a
 //     u16 length prefix; every read is bounds-checked; strings are capped at
 //     kMaxString before any allocation. Trailing bytes are an error.
-//   * File descriptors travel only with LISTENERS, TLS_MATERIAL and METRICS. The
+//   * File descriptors travel only with LISTENERS, TLS_MATERIAL, METRICS and
+//     HOST_STATE. The
 //     LISTENERS manifest names one entry per fd; the receiver checks that the
 //     count matches exactly and that every fd is a listening TCP socket of the
 //     stated family. TLS_MATERIAL carries exactly one fd: a memfd sealed
@@ -19,7 +20,9 @@
 //     (tls::kMaxBundleSize) before reading. METRICS carries exactly one fd:
 //     the generation's metrics table (common/metrics/table.h), a memfd sealed
 //     against grow/shrink whose size the receiver checks before mapping it
-//     read-write. Any other message carrying fds,
+//     read-write. HOST_STATE carries exactly one fd: the host-wide state
+//     region (common/hoststate), size-sealed, mapped read-write; the receiver
+//     checks its size and header before use. Any other message carrying fds,
 //     or a wrong count, is an error (received fds are closed).
 //   * The first message in each direction is HELLO. After that, each side
 //     accepts only the messages legal in its state (see Session). An unknown
@@ -37,6 +40,12 @@
 //   METRICS     S->W        layout version, slot count; 1 fd (the shared metrics
 //                           table); once, right after LISTENERS, only when the
 //                           configuration has [telemetry] metrics_port.
+//   HOST_STATE  S->W        layout version, slot; 1 fd (the host-wide state region:
+//                           connection count, rate-limit buckets); once, right
+//                           after LISTENERS (before METRICS), always.
+//   HEALTH      S->W        backend states: one byte per config backend (index in
+//                           Config::backends; 1 = healthy, 0 = down); any number
+//                           of times after LISTENERS, before and after READY.
 //   READY       W->S        generation, pid; sent once, after sandboxing
 //   DRAIN       S->W        deadline ms: stop accepting, finish in-flight, exit
 //   TERMINATE   S->W        exit now
@@ -71,6 +80,8 @@ enum class MsgType : uint16_t {
   kStatsAns = 7,
   kTlsMaterial = 8,
   kMetrics = 9,
+  kHostState = 10,
+  kHealth = 11,
 };
 
 struct Hello {
@@ -132,8 +143,24 @@ struct Metrics {
   bool operator==(const Metrics&) const = default;
 };
 
-using Message =
-    std::variant<Hello, Listeners, Ready, Drain, Terminate, StatsReq, StatsAns, TlsMaterial, Metrics>;
+// The fd that arrives with it (the host-wide state region) is handled by the receiver.
+struct HostState {
+  uint32_t layout = 0;
+  uint32_t slot = 0;  // this worker's slot in the region
+  bool operator==(const HostState&) const = default;
+};
+
+inline constexpr size_t kMaxHealthEntries = 4096;
+
+// Backend health as the supervisor's prober sees it: states[i] is backend i
+// of the generation's Config::backends (1 = healthy, 0 = down).
+struct Health {
+  std::vector<uint8_t> states;
+  bool operator==(const Health&) const = default;
+};
+
+using Message = std::variant<Hello, Listeners, Ready, Drain, Terminate, StatsReq, StatsAns, TlsMaterial,
+                             Metrics, HostState, Health>;
 
 MsgType type_of(const Message& m);
 const char* type_name(MsgType t);
@@ -165,6 +192,7 @@ class Session {
   bool hello_ = false;
   bool listeners_ = false;
   bool metrics_ = false;
+  bool host_state_ = false;
   bool ready_ = false;
 };
 

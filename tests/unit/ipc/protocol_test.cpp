@@ -30,6 +30,9 @@ TEST(IpcProtocol, EveryMessageRoundTrips) {
       {StatsAns{1, 2, 3}, 0},
       {TlsMaterial{42}, 1},
       {Metrics{1, 4}, 1},
+      {HostState{1, 5}, 1},
+      {Health{{1, 0, 1}}, 0},
+      {Health{}, 0},
   };
   for (const auto& [m, nfds] : cases) {
     auto bytes = encode(m);
@@ -103,13 +106,13 @@ TEST(IpcSession, WorkerSideAcceptsOnlyTheLegalOrder) {
   EXPECT_NE(s.accept(MsgType::kListeners), "");  // HELLO must come first
   Session w(Session::Role::kWorkerSide);
   EXPECT_EQ(w.accept(MsgType::kHello), "");
-  EXPECT_NE(w.accept(MsgType::kHello), "");      // second HELLO
-  EXPECT_NE(w.accept(MsgType::kDrain), "");      // before LISTENERS
+  EXPECT_NE(w.accept(MsgType::kHello), "");  // second HELLO
+  EXPECT_NE(w.accept(MsgType::kDrain), "");  // before LISTENERS
   EXPECT_EQ(w.accept(MsgType::kListeners), "");
   EXPECT_NE(w.accept(MsgType::kListeners), "");  // once only
   EXPECT_EQ(w.accept(MsgType::kStatsReq), "");
   EXPECT_EQ(w.accept(MsgType::kDrain), "");
-  EXPECT_NE(w.accept(MsgType::kReady), "");      // supervisor never sends READY
+  EXPECT_NE(w.accept(MsgType::kReady), "");  // supervisor never sends READY
 }
 
 TEST(IpcSession, TlsMaterialIsLegalAfterListenersAnyNumberOfTimes) {
@@ -137,6 +140,40 @@ TEST(IpcSession, MetricsIsLegalOnceAfterListeners) {
   Session sup(Session::Role::kSupervisorSide);
   EXPECT_EQ(sup.accept(MsgType::kHello), "");
   EXPECT_NE(sup.accept(MsgType::kMetrics), "");  // workers never send it
+}
+
+TEST(IpcSession, HostStateOnceAndHealthAnyNumberOfTimesAfterListeners) {
+  Session w(Session::Role::kWorkerSide);
+  EXPECT_EQ(w.accept(MsgType::kHello), "");
+  EXPECT_NE(w.accept(MsgType::kHostState), "");  // before LISTENERS
+  EXPECT_NE(w.accept(MsgType::kHealth), "");
+  EXPECT_EQ(w.accept(MsgType::kListeners), "");
+  EXPECT_EQ(w.accept(MsgType::kHostState), "");
+  EXPECT_NE(w.accept(MsgType::kHostState), "");  // once only
+  EXPECT_EQ(w.accept(MsgType::kHealth), "");
+  EXPECT_EQ(w.accept(MsgType::kHealth), "");
+  Session sup(Session::Role::kSupervisorSide);
+  EXPECT_EQ(sup.accept(MsgType::kHello), "");
+  EXPECT_NE(sup.accept(MsgType::kHostState), "");  // workers never send them
+  EXPECT_NE(sup.accept(MsgType::kHealth), "");
+}
+
+TEST(IpcProtocol, HostStateAndHealthAreChecked) {
+  auto hs = encode(HostState{1, 0});
+  EXPECT_FALSE(decode(hs.data(), hs.size(), 0).ok);  // needs its fd
+  EXPECT_FALSE(decode(hs.data(), hs.size(), 2).ok);
+  auto h = encode(Health{{1, 1}});
+  EXPECT_FALSE(decode(h.data(), h.size(), 1).ok);  // no fds allowed
+  auto bad = h;
+  bad.back() = 2;  // a state is 0 or 1
+  auto d = decode(bad.data(), bad.size(), 0);
+  EXPECT_FALSE(d.ok);
+  EXPECT_NE(d.error.find("bad HEALTH state"), std::string::npos) << d.error;
+  auto huge = header(kVersion, static_cast<uint16_t>(MsgType::kHealth), 4);
+  for (int i = 0; i < 4; ++i) huge.push_back(0xff);
+  d = decode(huge.data(), huge.size(), 0);
+  EXPECT_FALSE(d.ok);
+  EXPECT_NE(d.error.find("too many HEALTH"), std::string::npos) << d.error;
 }
 
 TEST(IpcSession, SupervisorSideAcceptsOnlyTheLegalOrder) {
