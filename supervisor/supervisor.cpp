@@ -71,6 +71,14 @@ Supervisor::Supervisor(std::string config_path, std::shared_ptr<const config::Co
     : config_path_(std::move(config_path)), worker_program_(std::move(worker_program)) {
   base_.reset(event_base_new());
   started_at_ = std::chrono::steady_clock::now();
+  {
+    std::string herr;
+    host_state_ = hoststate::Region::create(&herr);
+    if (!host_state_) HLOG_ERROR("host-state region: %s", herr.c_str());
+  }
+  if (base_)
+    health_ =
+        std::make_unique<HealthProber>(base_.get(), [this](uint32_t id) { send_health_to_generation(id); });
   std::string err;
   auto gen = make_generation(std::move(cfg), &err);
   if (gen) {
@@ -97,7 +105,8 @@ std::unique_ptr<Supervisor::Generation> Supervisor::make_generation(std::shared_
   gen->id = next_generation_++;
   gen->memfd = std::move(fd);
   if (cfg->telemetry.metrics_port) {
-    gen->metrics = metrics::Table::create(cfg->workers, error);
+    gen->metrics_routes = metrics::route_keys(*cfg);
+    gen->metrics = metrics::Table::create(cfg->workers, gen->metrics_routes.size(), error);
     if (!gen->metrics) return nullptr;
   }
   gen->slots.resize(cfg->workers);
@@ -106,6 +115,7 @@ std::unique_ptr<Supervisor::Generation> Supervisor::make_generation(std::shared_
     gen->slots[i].index = i;
   }
   gen->cfg = std::move(cfg);
+  if (health_) health_->add_generation(gen->id, *gen->cfg);
   return gen;
 }
 
@@ -130,8 +140,20 @@ bool Supervisor::spawn_worker(Generation* gen, uint32_t slot, std::string* error
     req.args.insert(req.args.end(), {"--maps-fd", "5"});
     req.fds.push_back(maps.get());
   }
+  if (!host_state_) {
+    *error = "no host-state region";
+    return false;
+  }
+  const std::optional<uint32_t> host_slot = host_slots_.take();
+  if (!host_slot) {
+    *error = "no free host-state slot (" + std::to_string(hoststate::kMaxSlots) + " workers alive)";
+    return false;
+  }
   Child child;
-  if (!spawn(req, &child, error)) return false;
+  if (!spawn(req, &child, error)) {
+    host_slots_.give(*host_slot);
+    return false;
+  }
   theirs.reset();
   maps.reset();
 
@@ -139,6 +161,7 @@ bool Supervisor::spawn_worker(Generation* gen, uint32_t slot, std::string* error
   w->sup = this;
   w->gen = gen;
   w->slot = slot;
+  w->host_slot = *host_slot;
   w->pid = child.pid;
   w->pidfd = std::move(child.pidfd);
   w->ctl = std::move(mine);
@@ -155,6 +178,8 @@ bool Supervisor::spawn_worker(Generation* gen, uint32_t slot, std::string* error
   }
   if (!ipc::send_message(w->ctl.get(), ipc::Hello{ipc::kVersion, slot, gen->id, 0}, {}, error) ||
       !ipc::send_message(w->ctl.get(), lm, fds, error) ||
+      !ipc::send_message(w->ctl.get(), ipc::HostState{hoststate::kLayoutVersion, *host_slot},
+                         {host_state_->fd()}, error) ||
       (gen->metrics &&
        !ipc::send_message(w->ctl.get(), ipc::Metrics{metrics::kLayoutVersion, gen->metrics->slots()},
                           {gen->metrics->fd()}, error)) ||
@@ -162,6 +187,15 @@ bool Supervisor::spawn_worker(Generation* gen, uint32_t slot, std::string* error
                                       {gen->tls->memfd.get()}, error))) {
     kill(child.pid, SIGKILL);
     waitpid(child.pid, nullptr, 0);
+    release_host_slot(*host_slot);
+    return false;
+  }
+  // The backends' current health, after the start-up messages the worker
+  // reads in order (it handles HEALTH in its event loop).
+  if (!send_health(w.get(), error)) {
+    kill(child.pid, SIGKILL);
+    waitpid(child.pid, nullptr, 0);
+    release_host_slot(*host_slot);
     return false;
   }
   WorkerProc* raw = w.get();
@@ -184,6 +218,11 @@ bool Supervisor::spawn_worker(Generation* gen, uint32_t slot, std::string* error
   HLOG_INFO("worker %u started: pid %d, generation %u", slot, static_cast<int>(child.pid), gen->id);
   workers_.emplace(child.pid, std::move(w));
   return true;
+}
+
+void Supervisor::release_host_slot(uint32_t slot) {
+  host_state_->reclaim(slot);
+  host_slots_.give(slot);
 }
 
 void Supervisor::kill_worker(WorkerProc* w, const std::string& reason) {
@@ -275,6 +314,7 @@ size_t Supervisor::live_workers(const Generation* gen) const {
 void Supervisor::maybe_forget_generation(Generation* gen) {
   if (gen == active_ || (reload_ && reload_->gen == gen) || live_workers(gen) > 0) return;
   HLOG_INFO("generation %u finished", gen->id);
+  if (health_) health_->remove_generation(gen->id);
   generations_.erase(std::remove_if(generations_.begin(), generations_.end(),
                                     [gen](const auto& g) { return g.get() == gen; }),
                      generations_.end());
@@ -296,9 +336,12 @@ void Supervisor::on_exit(WorkerProc* w) {
                describe_status(status).c_str());
   }
   const WorkerState state = w->state;
+  const uint32_t host_slot = w->host_slot;
   workers_.erase(pid);  // frees the events and descriptors
+  // Connections it still counted (a crash) leave the host-wide count.
+  release_host_slot(host_slot);
   // Its counts stay in the totals; the slot is clean for the next worker.
-  if (gen->metrics) gen->metrics->fold_into(slot, &metrics_base_);
+  if (gen->metrics) gen->metrics->fold_into(slot, gen->metrics_routes, &metrics_base_, &metrics_route_base_);
   if (stopping_) {
     if (workers_.empty()) event_base_loopexit(base_.get(), nullptr);
     return;
@@ -650,6 +693,7 @@ std::string Supervisor::status_json() {
     ws.append(x);
   }
   v["workers"] = ws;
+  if (health_ && active_) v["backends"] = health_->status_json(active_->id);
   Json::Value h;
   if (!privhelper_) {
     h["state"] = "not running";
@@ -725,9 +769,9 @@ bool Supervisor::apply_telemetry(const config::Config& cfg, std::string* error) 
 
 std::string Supervisor::render_metrics() const {
   metrics::Counters totals = metrics_base_;
+  metrics::RouteTotals routes = metrics_route_base_;
   for (const auto& g : generations_)
-    if (g->metrics)
-      for (uint32_t i = 0; i < g->metrics->slots(); ++i) metrics::accumulate(g->metrics->read(i), &totals);
+    if (g->metrics) g->metrics->sum_into(g->metrics_routes, &totals, &routes);
   metrics::SupervisorFacts f;
   f.version = build::kVersion;
   f.generation = generation();
@@ -742,7 +786,7 @@ std::string Supervisor::render_metrics() const {
     f.syn_v6 = metrics::SynMapCounters{helper_stats_->v6.captured, helper_stats_->v6.malformed,
                                        helper_stats_->v6.insert_failures};
   }
-  return metrics::render(totals, f);
+  return metrics::render(totals, routes, f) + (health_ ? health_->render_metrics() : std::string());
 }
 
 void Supervisor::refresh_stats() {
@@ -856,6 +900,27 @@ void Supervisor::send_tls_to_generation(Generation* gen) {
   }
   HLOG_INFO("TLS material %llu sent to %zu workers of generation %u",
             static_cast<unsigned long long>(gen->tls->bundle.serial), sent, gen->id);
+}
+
+bool Supervisor::send_health(WorkerProc* w, std::string* error) {
+  if (!health_ || w->gen->cfg->backends.empty()) return true;
+  // More backends than one HEALTH can carry: the workers keep every backend in rotation.
+  if (w->gen->cfg->backends.size() > ipc::kMaxHealthEntries) {
+    HLOG_ERROR("generation %u has %zu backends; health states reach workers for at most %zu", w->gen->id,
+               w->gen->cfg->backends.size(), ipc::kMaxHealthEntries);
+    return true;
+  }
+  return ipc::send_message(w->ctl.get(), ipc::Health{health_->states(w->gen->id)}, {}, error);
+}
+
+void Supervisor::send_health_to_generation(uint32_t id) {
+  for (auto& [pid, w] : workers_) {
+    if (w->gen->id != id) continue;
+    std::string err;
+    // A draining worker may still route a last request; its channel may be gone.
+    if (!send_health(w.get(), &err) && w->state != WorkerState::kDraining)
+      kill_worker(w.get(), "cannot send HEALTH: " + err);
+  }
 }
 
 void Supervisor::watch_tls_files() {

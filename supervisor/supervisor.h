@@ -16,12 +16,14 @@
 #include <chrono>
 #include <functional>
 #include <map>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/config/model.h"
+#include "common/hoststate/region.h"
+#include "common/ipc/helper_protocol.h"
 #include "common/ipc/protocol.h"
 #include "common/metrics/table.h"
 #include "common/sys/c_handle.h"
@@ -29,7 +31,7 @@
 #include "common/tls/bundle.h"
 #include "supervisor/cert_watch.h"
 #include "supervisor/control.h"
-#include "common/ipc/helper_protocol.h"
+#include "supervisor/health_prober.h"
 #include "supervisor/listeners.h"
 #include "supervisor/metrics_endpoint.h"
 #include "supervisor/privhelper_client.h"
@@ -65,6 +67,7 @@ class Supervisor : public Control {
     Supervisor* sup = nullptr;
     Generation* gen = nullptr;
     uint32_t slot = 0;
+    uint32_t host_slot = 0;  // its slot in host_state_ (from host_slots_)
     pid_t pid = -1;
     sys::UniqueFd pidfd;
     sys::UniqueFd ctl;
@@ -101,6 +104,8 @@ class Supervisor : public Control {
     // [telemetry] metrics_port. A slot is folded into metrics_base_ and zeroed
     // when its worker exits, before a new worker gets it.
     std::unique_ptr<metrics::Table> metrics;
+    // Label values of the table's per-route sections (metrics::route_keys(*cfg)).
+    std::vector<metrics::RouteKey> metrics_routes;
   };
   struct PendingReload {
     Generation* gen = nullptr;
@@ -117,7 +122,8 @@ class Supervisor : public Control {
   // XDP helper: starts it for `cfg` if TCP fingerprints want XDP; `then` runs
   // once it attached, failed, or was not needed.
   void start_helper(const config::Config& cfg, std::function<void()> then);
-  void reconfigure_helper(const config::Config& old_cfg, const config::Config& cfg, std::function<void()> then);
+  void reconfigure_helper(const config::Config& old_cfg, const config::Config& cfg,
+                          std::function<void()> then);
   void on_helper_restarted();
   std::unique_ptr<Generation> make_generation(std::shared_ptr<const config::Config> cfg, std::string* error);
   bool spawn_worker(Generation* gen, uint32_t slot, std::string* error);
@@ -126,6 +132,9 @@ class Supervisor : public Control {
   void on_worker_ready(WorkerProc* w);
   void schedule_restart(Slot* slot, bool quick_failure);
   void kill_worker(WorkerProc* w, const std::string& reason);
+  // A reaped worker's host-state slot: its connection count leaves the host
+  // total and the slot returns to the free list.
+  void release_host_slot(uint32_t slot);
   void begin_stop(bool graceful);
   void drain_generation(Generation* gen, uint32_t deadline_ms);
   size_t live_workers(const Generation* gen) const;
@@ -147,6 +156,10 @@ class Supervisor : public Control {
   std::shared_ptr<const TlsPayload> seal_tls_payload(tls::Bundle bundle, std::string* error);
   // Sends gen->tls to every live, non-draining worker of `gen`.
   void send_tls_to_generation(Generation* gen);
+  // HEALTH (the prober's backend states) to `w`, or to every live worker of
+  // generation `id` when the prober reports a change.
+  bool send_health(WorkerProc* w, std::string* error);
+  void send_health_to_generation(uint32_t id);
   // Certificate watch callback: rebuilds the material of every serving
   // generation; a broken file is logged and the previous bundle stays.
   void on_tls_files_changed();
@@ -157,6 +170,13 @@ class Supervisor : public Control {
   std::string config_path_;
   Program worker_program_;
   EventBase base_;
+  // Active health checks of every generation's backends (made right after base_).
+  std::unique_ptr<HealthProber> health_;
+  // The host-wide state region (common/hoststate): made once, kept across
+  // reloads; every worker gets it with HOST_STATE and a slot from the free
+  // list, which goes back (its connections subtracted) when the worker is reaped.
+  std::unique_ptr<hoststate::Region> host_state_;
+  hoststate::SlotAllocator host_slots_;
   std::map<std::string, Listener> listeners_;  // by address
   uint32_t next_generation_ = 1;
   uint32_t next_listener_id_ = 0;
@@ -181,6 +201,7 @@ class Supervisor : public Control {
   // the supervisor counts.
   std::unique_ptr<MetricsEndpoint> metrics_endpoint_;
   metrics::Counters metrics_base_{};
+  metrics::RouteTotals metrics_route_base_;  // by label values: survives reloads
   uint64_t reloads_ok_ = 0;
   uint64_t reloads_failed_ = 0;
   double last_reload_unix_ = 0;

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "common/config/loader.h"
+#include "common/hoststate/region.h"
 #include "common/ipc/channel.h"
 #include "common/metrics/table.h"
 #include "common/sys/c_handle.h"
@@ -125,6 +126,10 @@ struct Worker {
   Args args;
   std::shared_ptr<const huginn::config::Config> cfg;
   EventBase base;
+  // The host-wide state region (HOST_STATE) and this worker's slot in it
+  // (declared before the server, which uses it until it is destroyed).
+  std::unique_ptr<huginn::hoststate::Region> host_state;
+  uint32_t host_slot = 0;
   std::unique_ptr<huginn::worker::Server> server;
   huginn::ipc::Session session{huginn::ipc::Session::Role::kWorkerSide};
   Event ctl_ev, term_ev, drain_timer, maps_ev;
@@ -193,6 +198,15 @@ struct Worker {
                 static_cast<unsigned long long>(bundle->serial), bundle->files.size(),
                 bundle->ticket_keys.size());
       server->set_tls_bundle(std::move(bundle));
+    } else if (auto* h = std::get_if<huginn::ipc::Health>(&r.message)) {
+      // The supervisor's view of the backends (one byte per backend of this
+      // generation's config); a count that does not match is a protocol error.
+      if (!server->set_backend_health(h->states))
+        die("HEALTH: %s", std::to_string(h->states.size()) + " states for " +
+                              std::to_string(cfg->backends.size()) + " backends");
+      HLOG_DEBUG("backend health: %zu of %zu up",
+                 static_cast<size_t>(std::count(h->states.begin(), h->states.end(), uint8_t{1})),
+                 h->states.size());
     } else if (std::holds_alternative<huginn::ipc::StatsReq>(r.message)) {
       auto s = server->stats();
       std::string err;
@@ -257,6 +271,19 @@ int main(int argc, char** argv) {
       die("LISTENERS: %s", e.address + ": " + err);
     specs.push_back({e.id, *addr, e.tls});
   }
+  // The host-wide state region (max_connections count, rate-limit buckets)
+  // comes right after LISTENERS, with this worker's slot in it; mapped now,
+  // before the sandbox. A region that is not exactly ours ends the worker.
+  {
+    std::vector<UniqueFd> hfds;
+    auto hmsg = expect_message(ctl, w.session, &hfds);
+    auto* hs = std::get_if<ipc::HostState>(&hmsg);
+    if (!hs) die("control channel: expected HOST_STATE, got %s", ipc::type_name(ipc::type_of(hmsg)));
+    if (hs->slot >= hoststate::kMaxSlots) die("HOST_STATE: slot %s out of range", std::to_string(hs->slot));
+    w.host_state = hoststate::Region::attach(hfds.at(0).get(), hs->layout, &err);
+    if (!w.host_state) die("HOST_STATE: %s", err);
+    w.host_slot = hs->slot;
+  }
   // With [telemetry] metrics_port the supervisor sends the shared metrics
   // table right after LISTENERS; it is mapped now, before the sandbox.
   if (w.cfg->telemetry.metrics_port) {
@@ -267,7 +294,9 @@ int main(int argc, char** argv) {
     if (mm->layout != metrics::kLayoutVersion)
       die("METRICS: layout %s is not ours", std::to_string(mm->layout));
     if (w.args.worker_id >= mm->slots) die("METRICS: no slot for this worker%s", "");
-    w.metrics_table = metrics::Table::attach(mfds.at(0).get(), mm->slots, &err);
+    // The per-route sections follow this worker's copy of the generation's config.
+    w.metrics_table =
+        metrics::Table::attach(mfds.at(0).get(), mm->slots, metrics::route_slot_count(*w.cfg), &err);
     if (!w.metrics_table) die("METRICS: %s", err);
     w.metrics_slot.emplace(w.metrics_table->slot(w.args.worker_id));
   }
@@ -296,6 +325,7 @@ int main(int argc, char** argv) {
 
   if (w.syn) w.server->set_syn_resolver(w.syn.get());
   if (w.metrics_slot) w.server->set_metrics(&*w.metrics_slot);
+  w.server->set_host_state(w.host_state.get(), w.host_slot);
   if (tls_bundle) w.server->set_tls_bundle(std::move(tls_bundle));
   if (!sys::drop_privileges(w.cfg->user, &err)) die("dropping privileges: %s", err);
 

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include <cstring>
+#include <limits>
 #include <unordered_map>
 #include <vector>
 
@@ -17,6 +18,7 @@
 #include "worker/net/h2c_upstream.h"
 #include "worker/net/http1_connection.h"
 #include "worker/net/http2_connection.h"
+#include "worker/net/proxy_header_stage.h"
 #include "worker/net/tls_shutdown.h"
 #include "worker/net/tls_stage.h"
 #include "worker/net/worker_context.h"
@@ -71,7 +73,25 @@ struct Server::Impl {
   static void linger_event_cb(bufferevent* bev, short what, void* arg);
   void connection_closed(net::Connection* c);
   void adopt(std::unique_ptr<net::Connection> conn);
+  // max_connections. Every Connection in `conns` holds one unit of the
+  // host-wide count (HOST_STATE region; without one, conns.size() is the
+  // count). accept_cb takes the unit with the limit check and hands it to
+  // the first adopt() for that socket (AcceptPermit); a stage handing its
+  // socket over (start_http) takes one more unit for the successor, without
+  // the check, before the stage reports itself closed and gives its unit back.
+  struct AcceptPermit {
+    Impl* impl = nullptr;
+    bool held = false;
+    ~AcceptPermit();
+  };
+  bool take_connection();
+  void count_connection();
+  void release_connection();
+  AcceptPermit* accept_permit = nullptr;  // set while accept_cb runs
   void start_http(net::BufferEventPtr transport, net::ClientInfo info, bool h2);
+  // An accepted socket past the PROXY stage (if any): SYN lookup, then the
+  // TLS stage or the cleartext sniffer.
+  void dispatch(net::AcceptedClient c);
   void maybe_drained();
 
   net::WorkerContext ctx;
@@ -102,6 +122,7 @@ Server::Impl::Impl(event_base* base, std::shared_ptr<const config::Config> confi
   ctx.base = base;
   ctx.cfg = std::move(config);
   ctx.router = std::make_unique<proxy::Router>(*ctx.cfg);
+  ctx.ip_filters = std::make_unique<proxy::IpFilterSet>(*ctx.cfg);
   ctx.limits.max_header_bytes = ctx.cfg->limits.max_header_bytes;
   ctx.limits.max_headers = ctx.cfg->limits.max_headers;
   ctx.endpoints = proxy::resolve_backends(*ctx.cfg);
@@ -118,6 +139,7 @@ Server::Impl::Impl(event_base* base, std::shared_ptr<const config::Config> confi
 
 Server::Impl::~Impl() {
   listeners.clear();
+  for (size_t i = 0; i < conns.size(); ++i) release_connection();
   conns.clear();
   graveyard.clear();
   lingering.clear();
@@ -133,50 +155,113 @@ void Server::Impl::accept_cb(evconnlistener*, evutil_socket_t fd, sockaddr* sa, 
     evutil_closesocket(fd);
     return;
   }
-  if (self->conns.size() >= self->ctx.cfg->security.max_connections) {
+  if (!self->take_connection()) {
     HLOG_DEBUG("max_connections (%u) reached: refusing %s", self->ctx.cfg->security.max_connections,
                ip_of(sa).c_str());
     if (self->ctx.metrics) self->ctx.metrics->connection_rejected();
     evutil_closesocket(fd);
     return;
   }
+  // Given back when this function returns without adopting the socket.
+  AcceptPermit permit{self, true};
+  self->accept_permit = &permit;
   ++self->total_connections;
   if (self->ctx.metrics) self->ctx.metrics->connection_accepted();
-  // The SYN is looked up right at accept: the XDP record must not be older
-  // than this connection (worker/syn/syn_source.h explains the rule).
-  const uint64_t accepted_ns = syn::monotonic_ns();
-  net::ClientInfo info;
-  info.peer_ip = ip_of(sa);
-  info.local_port = local_port_of(fd);
-  if (self->syn && self->ctx.cfg->fingerprint.tcp_enabled) {
-    if (auto peer = huginn::net::SocketAddress::from_sockaddr(sa, socklen)) {
-      auto fields = self->syn->resolve(fd, *peer, accepted_ns);
-      if (fields) info.fingerprints.tcp = fp::p0f_raw_sig(*fields);
-      if (self->ctx.metrics) self->ctx.metrics->syn_lookup(fields.has_value());
+  // accepted_ns bounds the SYN lookup, which happens in dispatch() after any
+  // PROXY header: only records captured before this accept count
+  // (worker/syn/syn_source.h explains the rule).
+  net::AcceptedClient c;
+  c.accepted_ns = syn::monotonic_ns();
+  c.fd = sys::UniqueFd(fd);  // evconnlistener accepts with SOCK_NONBLOCK
+  c.info.peer_ip = ip_of(sa);
+  c.info.local_port = local_port_of(fd);
+  c.tls = l->spec.tls;
+  if (auto peer = huginn::net::SocketAddress::from_sockaddr(sa, socklen)) c.peer = *peer;
+  const config::ProxyProtocol::Mode pp_mode = self->ctx.cfg->listen.proxy_protocol.mode;
+  if (pp_mode != config::ProxyProtocol::Mode::kOff) {
+    if (net::proxy_peer_trusted(self->ctx.cfg->security.trusted_proxies, c.peer)) {
+      self->adopt(std::make_unique<net::ProxyHeaderStage>(
+          self->ctx, std::move(c), [self](net::AcceptedClient next) { self->dispatch(std::move(next)); }));
+      return;
     }
+    if (pp_mode == config::ProxyProtocol::Mode::kRequire) {
+      HLOG_DEBUG("client %s: not a trusted proxy and PROXY protocol is required: dropped",
+                 c.info.peer_ip.c_str());
+      if (self->ctx.metrics)
+        self->ctx.metrics->proxy_protocol(metrics::ProxyProtocolEvent::kDroppedUntrusted);
+      return;  // closes c.fd
+    }
+  }
+  self->dispatch(std::move(c));
+}
+
+void Server::Impl::dispatch(net::AcceptedClient c) {
+  const int fd = c.fd.get();
+  if (syn && ctx.cfg->fingerprint.tcp_enabled && (c.proxied || c.peer.family() != AF_UNSPEC)) {
+    // With a PROXY header the socket's own SYN (TCP_SAVED_SYN) is the
+    // proxy's, not the client's: only an XDP record keyed by the client's
+    // address and port can be the client's SYN (kNoSocket).
+    auto fields = c.proxied ? syn->resolve(syn::TcpSynResolver::kNoSocket, *c.proxied, c.accepted_ns)
+                            : syn->resolve(fd, c.peer, c.accepted_ns);
+    if (fields) c.info.fingerprints.tcp = fp::p0f_raw_sig(*fields);
+    if (ctx.metrics) ctx.metrics->syn_lookup(fields.has_value());
   }
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  if (l->spec.tls) {
-    if (!self->tls_contexts) {  // cannot happen after READY: the worker waits for its material
-      HLOG_ERROR("listener %u: no TLS material yet; closing %s", l->spec.id, info.peer_ip.c_str());
-      evutil_closesocket(fd);
+  if (c.tls) {
+    if (!tls_contexts) {  // cannot happen after READY: the worker waits for its material
+      HLOG_ERROR("no TLS material yet; closing %s", c.info.peer_ip.c_str());
       return;
     }
-    // evconnlistener accepts with SOCK_NONBLOCK.
-    self->adopt(
-        std::make_unique<net::TlsStage>(self->ctx, sys::UniqueFd(fd), self->tls_contexts, std::move(info)));
+    // One deadline for the PROXY header and the handshake together.
+    const uint64_t spent_ms = (syn::monotonic_ns() - c.accepted_ns) / 1000000;
+    std::vector<uint8_t> initial(c.initial_bytes.begin(), c.initial_bytes.end());
+    adopt(std::make_unique<net::TlsStage>(ctx, std::move(c.fd), tls_contexts, std::move(c.info),
+                                          std::move(initial), spent_ms));
     return;
   }
-  net::BufferEventPtr bev(bufferevent_socket_new(self->ctx.base, fd, BEV_OPT_CLOSE_ON_FREE));
-  if (!bev) {
-    evutil_closesocket(fd);
-    return;
+  net::BufferEventPtr bev(bufferevent_socket_new(ctx.base, fd, BEV_OPT_CLOSE_ON_FREE));
+  if (!bev) return;
+  c.fd.release();  // owned by bev now
+  // Bytes read past a PROXY header: the sniffer finds them in the input
+  // buffer. A socket bufferevent keeps the end of its input frozen (only its
+  // own reads append), so thaw it for this one append.
+  if (!c.initial_bytes.empty()) {
+    evbuffer* in = bufferevent_get_input(bev.get());
+    evbuffer_unfreeze(in, 0);
+    const int added = evbuffer_add(in, c.initial_bytes.data(), c.initial_bytes.size());
+    evbuffer_freeze(in, 0);
+    if (added != 0) return;
   }
-  self->adopt(std::make_unique<net::CleartextSniffer>(self->ctx, std::move(bev), std::move(info)));
+  adopt(std::make_unique<net::CleartextSniffer>(ctx, std::move(bev), std::move(c.info)));
+}
+
+Server::Impl::AcceptPermit::~AcceptPermit() {
+  if (impl->accept_permit == this) impl->accept_permit = nullptr;
+  if (held) impl->release_connection();
+}
+
+bool Server::Impl::take_connection() {
+  const uint32_t max = ctx.cfg->security.max_connections;
+  if (ctx.host_state) return ctx.host_state->add(ctx.host_slot, max);
+  return conns.size() < max;
+}
+
+void Server::Impl::count_connection() {
+  if (ctx.host_state) ctx.host_state->add(ctx.host_slot, std::numeric_limits<uint32_t>::max());
+}
+
+void Server::Impl::release_connection() {
+  if (ctx.host_state) ctx.host_state->remove(ctx.host_slot);
 }
 
 void Server::Impl::adopt(std::unique_ptr<net::Connection> conn) {
+  if (accept_permit) {
+    accept_permit->held = false;  // the accepted socket's unit moves to the connection
+    accept_permit = nullptr;
+  } else {
+    count_connection();
+  }
   net::Connection* raw = conn.get();
   conns.emplace(raw, std::move(conn));
   if (ctx.metrics) ctx.metrics->set_active_connections(conns.size());
@@ -203,6 +288,7 @@ void Server::Impl::connection_closed(net::Connection* c) {
   if (it == conns.end()) return;
   graveyard.push_back(std::move(it->second));
   conns.erase(it);
+  release_connection();
   if (ctx.metrics) ctx.metrics->set_active_connections(conns.size());
   event_active(reaper.get(), 0, 0);
 }
@@ -323,6 +409,15 @@ void Server::drain(std::function<void()> on_drained) {
 void Server::set_syn_resolver(const syn::TcpSynResolver* resolver) { impl_->syn = resolver; }
 
 void Server::set_metrics(metrics::Slot* slot) { impl_->ctx.metrics = slot; }
+
+void Server::set_host_state(hoststate::Region* region, uint32_t slot) {
+  impl_->ctx.host_state = region;
+  impl_->ctx.host_slot = slot;
+}
+
+bool Server::set_backend_health(const std::vector<uint8_t>& states) {
+  return impl_->ctx.router->set_health(states);
+}
 
 ServerStats Server::stats() const {
   ServerStats s;

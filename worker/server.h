@@ -11,8 +11,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <vector>
 
 #include "common/config/model.h"
+#include "common/hoststate/region.h"
 #include "common/metrics/table.h"
 #include "common/net/address.h"
 #include "common/sys/unique_fd.h"
@@ -64,12 +66,23 @@ class Server {
   // owned; must outlive the Server.
   void set_metrics(metrics::Slot* slot);
 
+  // The host-wide state region (HOST_STATE) and this worker's slot in it:
+  // max_connections counts every worker of the host, and rate limits use its
+  // bucket table. Null (unit tests): max_connections per worker, no rate
+  // limiting. Not owned; must outlive the Server. Call before add_listener.
+  void set_host_state(hoststate::Region* region, uint32_t slot);
+
   // The TLS material from the supervisor (TLS_MATERIAL): certificates, keys,
   // client CAs and session-ticket keys. Called before the first TLS listener
   // is added and again whenever the supervisor sends a newer bundle. New
   // handshakes use it; connections already up keep theirs. False (logged)
   // when the SSL_CTXs cannot be built from it; the previous set stays.
   bool set_tls_bundle(std::shared_ptr<const huginn::tls::Bundle> bundle);
+
+  // Backend states from the supervisor's health checks (HEALTH): one byte per
+  // Config::backends entry, 1 healthy / 0 down. Round-robin skips down
+  // backends from the next request on. False when the count does not match.
+  bool set_backend_health(const std::vector<uint8_t>& states);
 
  private:
   struct Impl;

@@ -16,6 +16,8 @@
 #include "common/config/reader.h"
 #include "common/config/validate.h"
 #include "common/ipc/helper_protocol.h"
+#include "common/ipc/protocol.h"
+#include "common/metrics/layout.h"
 
 namespace huginn::config {
 
@@ -291,6 +293,10 @@ void parse_backends(Table& root, Config& cfg) {
     }
     cfg.backends.push_back(std::move(be));
   }
+  static_assert(kMaxBackends <= ipc::kMaxHealthEntries);
+  if (cfg.backends.size() > kMaxBackends)
+    root.error("backends", "at most " + std::to_string(kMaxBackends) + " [[backends]] entries, found " +
+                               std::to_string(cfg.backends.size()));
 }
 
 void parse_domains(Ctx& ctx, Table& root, Config& cfg, bool have_tls) {
@@ -380,6 +386,12 @@ void parse_domains(Ctx& ctx, Table& root, Config& cfg, bool have_tls) {
     }
     cfg.domains.push_back(std::move(dom));
   }
+  static_assert(kMaxRoutes < metrics::kMaxRouteSlots);  // plus the "no route" section
+  size_t routes = 0;
+  for (const auto& d : cfg.domains) routes += d.routes.size();
+  if (routes > kMaxRoutes)
+    root.error("domains", "at most " + std::to_string(kMaxRoutes) + " routes over all domains, found " +
+                              std::to_string(routes));
 }
 
 void parse_security(Ctx& ctx, Table& root, Config& cfg) {

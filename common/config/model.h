@@ -20,6 +20,11 @@
 
 namespace huginn::config {
 
+// Caps on the configuration's size (config errors beyond them): one HEALTH
+// message carries a state per backend, the metrics table a section per route.
+inline constexpr size_t kMaxBackends = 4096;
+inline constexpr size_t kMaxRoutes = 16000;  // over all domains
+
 // Where a key was written: 1-based line and column; 0 when the key was absent.
 struct SourcePos {
   uint32_t line = 0;

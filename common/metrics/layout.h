@@ -5,8 +5,14 @@
 // supervisor sums the slots of the live workers and a base of folded counts
 // of workers that have exited. Label values are bounded by construction:
 // protocol (2), method (10), a fixed set of status codes plus one "Nxx" bucket per class,
-// TLS version (4), fixed histogram buckets. Nothing from a request (path,
-// host) ever becomes a label.
+// TLS version (4) and cipher suite (a fixed list plus "other"), fixed histogram
+// buckets. Nothing from a request (path, host) ever becomes a label.
+//
+// A slot is a fixed part (word::) followed by one per-route section
+// (route_word::) per route slot of the generation's configuration
+// (common/metrics/routes.h): its size depends on the configuration, and the
+// route labels of a section are the route prefix and domain pattern of that
+// configuration.
 #pragma once
 
 #include <array>
@@ -17,7 +23,7 @@
 namespace huginn::metrics {
 
 // Bumped whenever a word moves; the worker refuses a table of another layout.
-inline constexpr uint32_t kLayoutVersion = 1;
+inline constexpr uint32_t kLayoutVersion = 2;
 
 enum class Protocol : uint8_t { kHttp1 = 0, kHttp2 = 1 };
 inline constexpr size_t kProtocols = 2;
@@ -45,6 +51,18 @@ inline constexpr std::array<std::string_view, 4> kTlsVersionLabels = {"TLSv1.2",
                                                                       "other"};
 size_t tls_version_index(std::string_view openssl_name);
 
+// Cipher suites with their own huginn_tls_handshakes_total series, as OpenSSL
+// names them (SSL_CIPHER_get_name): the TLS 1.3 suites and the TLS 1.2 ECDHE
+// AEAD suites [tls.options] cipher_suites accepts by IANA name
+// (common/tls/ciphers.h); anything else is "other".
+inline constexpr std::array<std::string_view, 12> kCipherLabels = {
+    "TLS_AES_128_GCM_SHA256",        "TLS_AES_256_GCM_SHA384",        "TLS_CHACHA20_POLY1305_SHA256",
+    "TLS_AES_128_CCM_SHA256",        "TLS_AES_128_CCM_8_SHA256",      "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES128-GCM-SHA256",   "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",   "other"};
+inline constexpr size_t kCiphers = kCipherLabels.size();
+size_t cipher_index(std::string_view openssl_name);
+
 // Request duration histogram: upper bounds in microseconds (100 µs … 10 s);
 // word kDurationBuckets + 0 .. kBuckets-1 count observations <= bound[i] and
 // > bound[i-1] (non-cumulative; cumulated when rendered), word kBuckets counts
@@ -63,7 +81,33 @@ constexpr BackendError backend_error_of(uint16_t status) {
   return status == 504 ? BackendError::kTimeout : BackendError::kFailed;
 }
 
-// Word indices of one slot.
+// PROXY protocol outcomes per connection on a listener with proxy_protocol
+// (huginn_proxy_protocol_*_total; the three kDropped* are
+// huginn_proxy_protocol_dropped_total{reason}).
+enum class ProxyProtocolEvent : uint8_t {
+  kAccepted = 0,      // a header from a trusted peer, its address used
+  kPassthrough,       // optional mode, no header: the peer address used
+  kNoClientAddr,      // a valid header without an address (LOCAL / UNKNOWN)
+  kDroppedUntrusted,  // require mode and the peer is not trusted
+  kDroppedBadHeader,  // malformed header
+  kDroppedTimeout,    // no complete header in time
+};
+inline constexpr size_t kProxyProtocolEvents = 6;
+inline constexpr std::array<std::string_view, 3> kProxyProtocolDropLabels = {"untrusted_require",
+                                                                             "bad_header", "timeout"};
+
+// Rate-limit strategies (config::RateLimit::LimitBy order).
+inline constexpr std::array<std::string_view, 4> kStrategyLabels = {"ip", "header", "route", "combined"};
+inline constexpr size_t kStrategies = kStrategyLabels.size();
+
+// Status classes of the per-route request series ("1xx" … "5xx"; anything
+// outside 100..599 is "5xx").
+inline constexpr size_t kStatusClasses = 5;
+constexpr size_t status_class_index(uint16_t status) {
+  return (status >= 100 && status <= 599) ? status / 100 - 1 : kStatusClasses - 1;
+}
+
+// Word indices of the fixed part of a slot.
 namespace word {
 inline constexpr size_t kConnectionsTotal = 0;
 inline constexpr size_t kConnectionsActive = 1;  // gauge: set by the worker, not folded
@@ -75,23 +119,46 @@ inline constexpr size_t kHttp2Fingerprints = 6;
 inline constexpr size_t kHttp2FingerprintFailures = 7;
 inline constexpr size_t kSynHit = 8;
 inline constexpr size_t kSynMiss = 9;
-inline constexpr size_t kTlsHandshakes = 10;  // + tls_version_index
+inline constexpr size_t kTlsHandshakes = 10;  // + tls_version_index * kCiphers + cipher_index
 // + (proto * kMethods + method) * kStatusSlots + status
-inline constexpr size_t kRequests = kTlsHandshakes + kTlsVersionLabels.size();
+inline constexpr size_t kRequests = kTlsHandshakes + kTlsVersionLabels.size() * kCiphers;
 // + proto * (kBuckets + 1) + bucket
 inline constexpr size_t kDuration = kRequests + kProtocols * kMethods * kStatusSlots;
 inline constexpr size_t kDurationSumUs = kDuration + kProtocols * (kBuckets + 1);  // + proto
 inline constexpr size_t kBackendResponses = kDurationSumUs + kProtocols;           // + status index
 inline constexpr size_t kBackendErrors = kBackendResponses + kStatusSlots;         // + BackendError
-inline constexpr size_t kCount = kBackendErrors + kBackendErrorLabels.size();
+inline constexpr size_t kIpFilterAllowed = kBackendErrors + kBackendErrorLabels.size();
+inline constexpr size_t kIpFilterDenied = kIpFilterAllowed + 1;
+inline constexpr size_t kProxyProtocol = kIpFilterDenied + 1;  // + ProxyProtocolEvent
+inline constexpr size_t kCount = kProxyProtocol + kProxyProtocolEvents;
 }  // namespace word
 
-inline constexpr size_t kSlotWords = word::kCount;
-// Slots are padded to whole cache lines so workers never share one.
-inline constexpr size_t kSlotBytes = (kSlotWords * 8 + 63) / 64 * 64;
+// Word indices of one per-route section (relative to its start).
+namespace route_word {
+// + (proto * kMethods + method) * kStatusClasses + status_class_index
+inline constexpr size_t kRequests = 0;
+// + proto * (kBuckets + 1) + bucket (as word::kDuration)
+inline constexpr size_t kDuration = kRequests + kProtocols * kMethods * kStatusClasses;
+inline constexpr size_t kDurationSumUs = kDuration + kProtocols * (kBuckets + 1);  // + proto
+inline constexpr size_t kRateLimitAllowed = kDurationSumUs + kProtocols;           // + strategy
+inline constexpr size_t kRateLimitRejected = kRateLimitAllowed + kStrategies;      // + strategy
+inline constexpr size_t kCount = kRateLimitRejected + kStrategies;
+}  // namespace route_word
 
-// The words of one slot as plain numbers (a read snapshot, or the base).
-using Counters = std::array<uint64_t, kSlotWords>;
+inline constexpr size_t kFixedWords = word::kCount;
+inline constexpr size_t kRouteWords = route_word::kCount;
+// Route slots per generation: at most this many (routes of every domain + 1).
+inline constexpr uint32_t kMaxRouteSlots = 16384;
+
+// Words of one slot with `route_slots` per-route sections; slots are padded
+// to whole cache lines so workers never share one.
+constexpr size_t slot_words(uint32_t route_slots) { return kFixedWords + size_t{route_slots} * kRouteWords; }
+constexpr size_t slot_bytes(uint32_t route_slots) { return (slot_words(route_slots) * 8 + 63) / 64 * 64; }
+
+// The fixed words of one slot as plain numbers (a read snapshot, or the base).
+using Counters = std::array<uint64_t, kFixedWords>;
+// The words of one per-route section.
+using RouteCounters = std::array<uint64_t, kRouteWords>;
 
 // Whether a word is a gauge (a dead worker's value is dropped, not folded).
 constexpr bool is_gauge(size_t w) { return w == word::kConnectionsActive; }

@@ -4,12 +4,13 @@
 #include <cstdio>
 #include <initializer_list>
 #include <utility>
+#include <vector>
 
 namespace huginn::metrics {
 
 namespace {
 
-using Labels = std::initializer_list<std::pair<std::string_view, std::string_view>>;
+using Label = std::pair<std::string_view, std::string_view>;
 
 class Out {
  public:
@@ -31,12 +32,14 @@ class Out {
     s_ += type;
     s_ += '\n';
   }
-  void sample(std::string_view name, Labels labels, uint64_t v) {
+  template <typename Labels = std::initializer_list<Label>>
+  void sample(std::string_view name, const Labels& labels, uint64_t v) {
     head(name, labels);
     s_ += std::to_string(v);
     s_ += '\n';
   }
-  void sample_f(std::string_view name, Labels labels, double v) {
+  template <typename Labels = std::initializer_list<Label>>
+  void sample_f(std::string_view name, const Labels& labels, double v) {
     head(name, labels);
     char buf[48];
     std::snprintf(buf, sizeof buf, "%.6f", v);
@@ -46,7 +49,8 @@ class Out {
   std::string take() { return std::move(s_); }
 
  private:
-  void head(std::string_view name, Labels labels) {
+  template <typename Labels>
+  void head(std::string_view name, const Labels& labels) {
     s_ += name;
     if (labels.size() > 0) {
       s_ += '{';
@@ -72,6 +76,36 @@ std::string le_label(uint64_t bound_us) {
   return buf;
 }
 
+// One histogram series: `b` = kBuckets + 1 non-cumulative bucket words.
+void histogram(Out& o, std::string_view family, std::initializer_list<Label> labels, const uint64_t* b,
+               uint64_t sum_us) {
+  const std::string bucket = std::string(family) + "_bucket";
+  std::vector<Label> with_le(labels);
+  with_le.emplace_back("le", "");
+  uint64_t cum = 0;
+  for (size_t i = 0; i <= kBuckets; ++i) {
+    cum += b[i];
+    const std::string le = i < kBuckets ? le_label(kBucketBoundsUs[i]) : "+Inf";
+    with_le.back().second = le;
+    o.sample(bucket, with_le, cum);
+  }
+  o.sample_f(std::string(family) + "_sum", labels, static_cast<double>(sum_us) / 1e6);
+  o.sample(std::string(family) + "_count", labels, cum);
+}
+
+// huginn_rate_limit_*_total: allowed, rejected or both summed, per strategy
+// and route; only series that ever counted.
+void rate_limit(Out& o, const RouteTotals& routes, std::string_view name, bool allowed, bool rejected) {
+  for (const auto& [key, rc] : routes)
+    for (size_t s = 0; s < kStrategies; ++s) {
+      const uint64_t a = rc[route_word::kRateLimitAllowed + s];
+      const uint64_t r = rc[route_word::kRateLimitRejected + s];
+      if (a + r == 0) continue;
+      o.sample(name, {{"strategy", kStrategyLabels[s]}, {"route", key.route}, {"domain", key.domain}},
+               (allowed ? a : 0) + (rejected ? r : 0));
+    }
+}
+
 }  // namespace
 
 std::string escape_label_value(std::string_view v) {
@@ -90,7 +124,7 @@ std::string escape_label_value(std::string_view v) {
   return out;
 }
 
-std::string render(const Counters& t, const SupervisorFacts& f) {
+std::string render(const Counters& t, const RouteTotals& routes, const SupervisorFacts& f) {
   Out o;
   o.family("huginn_build_info", "gauge", "Build information; always 1.");
   o.sample("huginn_build_info", {{"version", f.version}}, 1);
@@ -117,10 +151,13 @@ std::string render(const Counters& t, const SupervisorFacts& f) {
   o.sample("huginn_connections_rejected_total", {{"reason", "limit_exceeded"}},
            t[word::kConnectionsRejected]);
 
-  o.family("huginn_tls_handshakes_total", "counter", "Completed TLS handshakes by protocol version.");
+  o.family("huginn_tls_handshakes_total", "counter",
+           "Completed TLS handshakes by protocol version and cipher suite.");
   for (size_t i = 0; i < kTlsVersionLabels.size(); ++i)
-    o.sample("huginn_tls_handshakes_total", {{"tls_version", kTlsVersionLabels[i]}},
-             t[word::kTlsHandshakes + i]);
+    for (size_t c = 0; c < kCiphers; ++c)
+      if (const uint64_t v = t[word::kTlsHandshakes + i * kCiphers + c])
+        o.sample("huginn_tls_handshakes_total",
+                 {{"tls_version", kTlsVersionLabels[i]}, {"cipher_suite", kCipherLabels[c]}}, v);
   o.family("huginn_tls_handshake_errors_total", "counter", "TLS handshakes that failed or timed out.");
   o.sample("huginn_tls_handshake_errors_total", {}, t[word::kTlsHandshakeErrors]);
   o.family("huginn_tls_fingerprints_extracted_total", "counter",
@@ -151,20 +188,42 @@ std::string render(const Counters& t, const SupervisorFacts& f) {
                     {"protocol", kProtocolLabels[p]},
                     {"status_code", status_label(s, buf)}},
                    v);
+  o.family("huginn_entrypoint_requests_duration_seconds", "histogram",
+           "Time from the request head to the response head of every response, by protocol.");
+  for (size_t p = 0; p < kProtocols; ++p)
+    histogram(o, "huginn_entrypoint_requests_duration_seconds", {{"protocol", kProtocolLabels[p]}},
+              &t[word::kDuration + p * (kBuckets + 1)], t[word::kDurationSumUs + p]);
+
+  o.family(
+      "huginn_requests_total", "counter",
+      "Responses to requests that matched a route, by method, status class, protocol, route and domain.");
+  for (const auto& [key, rc] : routes)
+    for (size_t p = 0; p < kProtocols; ++p)
+      for (size_t m = 0; m < kMethods; ++m)
+        for (size_t c = 0; c < kStatusClasses; ++c)
+          if (const uint64_t v = rc[route_word::kRequests + (p * kMethods + m) * kStatusClasses + c]) {
+            const char cls[3] = {static_cast<char>('1' + c), 'x', 'x'};
+            o.sample("huginn_requests_total",
+                     {{"method", kMethodLabels[m]},
+                      {"status_code", std::string_view(cls, 3)},
+                      {"protocol", kProtocolLabels[p]},
+                      {"route", key.route},
+                      {"domain", key.domain}},
+                     v);
+          }
   o.family("huginn_requests_duration_seconds", "histogram",
-           "Time from the request head to the response head, by protocol.");
-  for (size_t p = 0; p < kProtocols; ++p) {
-    uint64_t cum = 0;
-    for (size_t b = 0; b <= kBuckets; ++b) {
-      cum += t[word::kDuration + p * (kBuckets + 1) + b];
-      const std::string le = b < kBuckets ? le_label(kBucketBoundsUs[b]) : "+Inf";
-      o.sample("huginn_requests_duration_seconds_bucket", {{"protocol", kProtocolLabels[p]}, {"le", le}},
-               cum);
+           "Time from the request head to the response head of requests that matched a route, by protocol, "
+           "route and domain.");
+  for (const auto& [key, rc] : routes)
+    for (size_t p = 0; p < kProtocols; ++p) {
+      const uint64_t* b = &rc[route_word::kDuration + p * (kBuckets + 1)];
+      uint64_t n = 0;
+      for (size_t i = 0; i <= kBuckets; ++i) n += b[i];
+      if (n == 0) continue;
+      histogram(o, "huginn_requests_duration_seconds",
+                {{"protocol", kProtocolLabels[p]}, {"route", key.route}, {"domain", key.domain}}, b,
+                rc[route_word::kDurationSumUs + p]);
     }
-    o.sample_f("huginn_requests_duration_seconds_sum", {{"protocol", kProtocolLabels[p]}},
-               static_cast<double>(t[word::kDurationSumUs + p]) / 1e6);
-    o.sample("huginn_requests_duration_seconds_count", {{"protocol", kProtocolLabels[p]}}, cum);
-  }
   o.family("huginn_backend_requests_total", "counter", "Response heads received from backends by status.");
   for (size_t s = 0; s < kStatusSlots; ++s)
     if (const uint64_t v = t[word::kBackendResponses + s])
@@ -173,6 +232,39 @@ std::string render(const Counters& t, const SupervisorFacts& f) {
   for (size_t e = 0; e < kBackendErrorLabels.size(); ++e)
     o.sample("huginn_backend_errors_total", {{"error_type", kBackendErrorLabels[e]}},
              t[word::kBackendErrors + e]);
+
+  o.family("huginn_rate_limit_requests_total", "counter", "Rate-limit checks by strategy, route and domain.");
+  rate_limit(o, routes, "huginn_rate_limit_requests_total", true, true);
+  o.family("huginn_rate_limit_allowed_total", "counter", "Requests a rate limit let through.");
+  rate_limit(o, routes, "huginn_rate_limit_allowed_total", true, false);
+  o.family("huginn_rate_limit_rejected_total", "counter", "Requests a rate limit rejected (429).");
+  rate_limit(o, routes, "huginn_rate_limit_rejected_total", false, true);
+
+  o.family("huginn_ip_filter_requests_total", "counter", "IP filter checks.");
+  o.sample("huginn_ip_filter_requests_total", {}, t[word::kIpFilterAllowed] + t[word::kIpFilterDenied]);
+  o.family("huginn_ip_filter_allowed_total", "counter", "Requests the IP filter let through.");
+  o.sample("huginn_ip_filter_allowed_total", {}, t[word::kIpFilterAllowed]);
+  o.family("huginn_ip_filter_denied_total", "counter", "Requests the IP filter denied (403).");
+  o.sample("huginn_ip_filter_denied_total", {}, t[word::kIpFilterDenied]);
+
+  const auto pp = [&t](ProxyProtocolEvent e) { return t[word::kProxyProtocol + static_cast<size_t>(e)]; };
+  o.family("huginn_proxy_protocol_accepted_total", "counter",
+           "Connections whose PROXY protocol header from a trusted peer gave the client address.");
+  o.sample("huginn_proxy_protocol_accepted_total", {}, pp(ProxyProtocolEvent::kAccepted));
+  o.family("huginn_proxy_protocol_passthrough_total", "counter",
+           "Connections without a PROXY protocol header where it is optional (peer address used).");
+  o.sample("huginn_proxy_protocol_passthrough_total", {}, pp(ProxyProtocolEvent::kPassthrough));
+  o.family("huginn_proxy_protocol_no_client_addr_total", "counter",
+           "Valid PROXY protocol headers without a client address (LOCAL, UNKNOWN).");
+  o.sample("huginn_proxy_protocol_no_client_addr_total", {}, pp(ProxyProtocolEvent::kNoClientAddr));
+  o.family("huginn_proxy_protocol_dropped_total", "counter",
+           "Connections closed over the PROXY protocol by reason.");
+  o.sample("huginn_proxy_protocol_dropped_total", {{"reason", kProxyProtocolDropLabels[0]}},
+           pp(ProxyProtocolEvent::kDroppedUntrusted));
+  o.sample("huginn_proxy_protocol_dropped_total", {{"reason", kProxyProtocolDropLabels[1]}},
+           pp(ProxyProtocolEvent::kDroppedBadHeader));
+  o.sample("huginn_proxy_protocol_dropped_total", {{"reason", kProxyProtocolDropLabels[2]}},
+           pp(ProxyProtocolEvent::kDroppedTimeout));
 
   if (f.syn_v4 || f.syn_v6) {
     const std::pair<std::string_view, const std::optional<SynMapCounters>*> fams[] = {{"ipv4", &f.syn_v4},

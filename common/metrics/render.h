@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "common/metrics/layout.h"
+#include "common/metrics/routes.h"
 
 namespace huginn::metrics {
 
@@ -31,8 +32,9 @@ struct SupervisorFacts {
   std::optional<SynMapCounters> syn_v4, syn_v6;  // XDP maps (helper attached)
 };
 
-// `totals`: base + every live slot (common/metrics/table.h).
-std::string render(const Counters& totals, const SupervisorFacts& facts);
+// `totals`: base + every live slot (common/metrics/table.h); `routes`: the
+// per-route sections of the base and every live slot, by label values.
+std::string render(const Counters& totals, const RouteTotals& routes, const SupervisorFacts& facts);
 
 // A label value with \ " and newline escaped as the format requires.
 std::string escape_label_value(std::string_view v);

@@ -54,9 +54,7 @@ class ProxyTest : public ::testing::Test {
 
   void start(const std::string& toml) {
     config_path_ = dir_.write("config.toml", toml);
-    proxy_ = std::make_unique<Process>(
-        std::vector<std::string>{binary_path("sbin/huginn-proxy"), "--config", config_path_},
-        dir_.path() + "/proxy.log");
+    proxy_ = spawn_proxy(dir_, config_path_);
     ASSERT_TRUE(proxy_->wait_log("workers ready")) << proxy_->log();
   }
 

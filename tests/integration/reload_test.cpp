@@ -58,9 +58,7 @@ class ReloadTest : public ::testing::Test {
 
   void start(const std::string& toml) {
     path_ = dir_.write("config.toml", toml);
-    proxy_ = std::make_unique<Process>(
-        std::vector<std::string>{binary_path("sbin/huginn-proxy"), "--config", path_},
-        dir_.path() + "/proxy.log");
+    proxy_ = spawn_proxy(dir_, path_);
     ASSERT_TRUE(proxy_->wait_log("workers ready")) << proxy_->log();
   }
 

@@ -116,9 +116,10 @@ class TlsTest : public ::testing::Test {
   void SetUp() override {
     if (!have("/usr/bin/curl") || !have("/usr/bin/openssl"))
       GTEST_SKIP() << "curl/openssl missing (scripts/install-deps.sh installs them)";
-    tls_port_ = free_port();
-    h2c_port_ = free_port();
-    while (h2c_port_ == tls_port_) h2c_port_ = free_port();
+    // The listeners bind 127.0.0.1 and ::1: the ports must be free on both.
+    tls_port_ = free_dual_stack_port();
+    h2c_port_ = free_dual_stack_port();
+    while (h2c_port_ == tls_port_) h2c_port_ = free_dual_stack_port();
     pki_ = std::make_unique<Pki>(dir_);
     pki_->make_ca("ca");
     pki_->make_leaf("localhost", "localhost", "ca");
@@ -146,9 +147,7 @@ class TlsTest : public ::testing::Test {
 
   void start(const std::string& toml) {
     const std::string path = dir_.write("config.toml", toml);
-    proxy_ = std::make_unique<Process>(
-        std::vector<std::string>{binary_path("sbin/huginn-proxy"), "--config", path},
-        dir_.path() + "/proxy.log");
+    proxy_ = spawn_proxy(dir_, path);
     ASSERT_TRUE(proxy_->wait_log("workers ready")) << proxy_->log();
   }
 

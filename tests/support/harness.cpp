@@ -91,6 +91,30 @@ uint16_t free_port(const char* host) {
   return port;
 }
 
+uint16_t free_dual_stack_port() {
+  int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw std::runtime_error("free_dual_stack_port socket");
+  int off = 0;
+  setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+  sockaddr_in6 s{};
+  s.sin6_family = AF_INET6;
+  s.sin6_addr = in6addr_any;
+  socklen_t len = sizeof s;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&s), len) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&s), &len) != 0) {
+    close(fd);
+    throw std::runtime_error("free_dual_stack_port bind");
+  }
+  close(fd);
+  return ntohs(s.sin6_port);
+}
+
+std::unique_ptr<Process> spawn_proxy(const TempDir& dir, const std::string& config_path) {
+  return std::make_unique<Process>(
+      std::vector<std::string>{binary_path("sbin/huginn-proxy"), "--config", config_path},
+      dir.path() + "/proxy.log");
+}
+
 std::string binary_path(const std::string& rel) { return std::string(HUGINN_BINARY_DIR) + "/" + rel; }
 
 Process::Process(const std::vector<std::string>& argv, const std::string& log_path,

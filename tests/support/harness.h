@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,9 @@ class TempDir {
 
 // A port that was free a moment ago (bound to port 0 and released).
 uint16_t free_port(const char* host = "127.0.0.1");
+// A port that is free on every IPv4 and IPv6 address (the kernel's choice for
+// a dual-stack wildcard bind): for tests that listen on both 127.0.0.1 and ::1.
+uint16_t free_dual_stack_port();
 
 std::string binary_path(const std::string& rel);  // relative to the build tree
 
@@ -56,6 +60,10 @@ class Process {
   int exit_status_cache_ = 0;
   std::string log_path_;
 };
+
+// Starts the built supervisor (sbin/huginn-proxy) on the config file
+// `config_path`, logging to <dir>/proxy.log. The caller waits for "workers ready".
+std::unique_ptr<Process> spawn_proxy(const TempDir& dir, const std::string& config_path);
 
 // Parses a JSON document (an echo-backend body, a status document); null on error.
 Json::Value parse_json(const std::string& text);

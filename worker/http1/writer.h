@@ -26,12 +26,15 @@ std::string_view status_phrase(uint16_t status);
 // The reason codes of proxy-generated responses ({"error":"<reason>"}).
 namespace reason {
 inline constexpr std::string_view kBadRequest = "bad_request";
+inline constexpr std::string_view kIpBlocked = "ip_blocked";
 inline constexpr std::string_view kHeadersTooLarge = "request_header_fields_too_large";
 inline constexpr std::string_view kNoRoute = "no_matching_route";
+inline constexpr std::string_view kTooManyRequests = "too_many_requests";
 inline constexpr std::string_view kMisdirected = "misdirected_request";
 inline constexpr std::string_view kMtlsInconsistent = "mutual_tls_host_inconsistency";
 inline constexpr std::string_view kBackendError = "backend_error";
 inline constexpr std::string_view kNoBackend = "no_matching_backend";
+inline constexpr std::string_view kUnhealthy = "upstream_unhealthy";  // every backend of the route is down
 inline constexpr std::string_view kGatewayTimeout = "gateway_timeout";
 }  // namespace reason
 

@@ -29,6 +29,8 @@ bool CleartextSniffer::start() {
   const timeval tv = to_timeval(ctx_.cfg->timeout.request_header_ms);
   bufferevent_set_timeouts(bev_.get(), &tv, nullptr);
   bufferevent_enable(bev_.get(), EV_READ);
+  // Bytes an earlier stage read past a PROXY header are already in the input.
+  if (in_len(bev_.get()) > 0) decide();
   return true;
 }
 

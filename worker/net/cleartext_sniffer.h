@@ -2,7 +2,9 @@
 // bytes tell HTTP/2 with prior knowledge (the 24-byte connection preface,
 // RFC 9113 §3.4) from HTTP/1.1, then hands the transport, with those bytes
 // still in its input buffer, to the connection that speaks the protocol
-// (WorkerContext::start_http). Nothing is consumed or copied here.
+// (WorkerContext::start_http). Nothing is consumed or copied here. Bytes
+// already in the input buffer when it starts (read past a PROXY protocol
+// header) are classified at once.
 #pragma once
 
 #include <string_view>

@@ -77,6 +77,7 @@ void Http1Connection::reap_cb(evutil_socket_t, short, void* arg) {
 void Http1Connection::close() {
   if (closed_) return;
   closed_ = true;
+  access_.finish(ctx_, info_);  // a request cut short: 499, or the status and bytes so far
   // Closing after a flushed final response: the client may still be sending.
   linger_ = flushing_close_ && client_ && out_len(client_.get()) == 0;
   drop_exchange();
@@ -208,21 +209,31 @@ void Http1Connection::on_request_parse_error() {
     start_flush_close();
     return;
   }
+  if (!ex_.active) access_.begin(ctx_, {}, {}, "");  // no request head: logged as "- - -"
   ex_.active = true;
   respond_local(too_large ? 431 : 400,
                 too_large ? http1::reason::kHeadersTooLarge : http1::reason::kBadRequest, true);
 }
 
-void Http1Connection::respond_local(uint16_t status, std::string_view reason, bool force_close) {
+void Http1Connection::respond_local(uint16_t status, std::string_view reason, bool force_close,
+                                    const http1::Headers& extra) {
   ex_.local = true;
   // Close unless the request is fully read (or has no body left to read).
   const bool body_outstanding = ex_.has_body && !ex_.request_complete;
   const bool close_conn =
       force_close || !ex_.client_keep_alive || body_outstanding || draining_ || ctx_.draining;
-  const auto sec = proxy::security_headers(*ctx_.cfg, ex_.domain, ex_.route, info_.tls);
-  write_client(http1::error_response(status, reason, sec, close_conn));
+  auto sec = proxy::security_headers(*ctx_.cfg, ex_.domain, ex_.route, info_.tls);
+  sec.insert(sec.end(), extra.begin(), extra.end());
+  const std::string resp = http1::error_response(status, reason, sec, close_conn);
+  write_client(resp);
+  if (access_.active) {
+    const size_t head_end = resp.find("\r\n\r\n");
+    access_.status = status;
+    access_.bytes += head_end == std::string::npos ? 0 : resp.size() - head_end - 4;
+    access_.finish(ctx_, info_);
+  }
   count_response(ctx_, metrics::Protocol::kHttp1, std::exchange(metrics_method_, metrics::kOtherMethod),
-                 status, std::exchange(metrics_t0_us_, 0));
+                 status, std::exchange(metrics_t0_us_, 0), ex_.domain, ex_.route);
   ex_.response_started = true;
   ex_.response_complete = true;
   if (close_conn) start_flush_close();
@@ -234,6 +245,8 @@ void Http1Connection::on_request_head(http1::RequestHead&& head) {
     metrics_t0_us_ = metrics_clock_us();
     metrics_method_ = metrics::method_index(llhttp_method_name(static_cast<llhttp_method_t>(head.method)));
   }
+  access_.begin(ctx_, llhttp_method_name(static_cast<llhttp_method_t>(head.method)), head.target,
+                head.version_minor >= 1 ? "HTTP/1.1" : "HTTP/1.0");
   evtimer_del(client_timer_.get());
   timer_mode_ = TimerMode::kNone;
   ex_ = Exchange{};
@@ -256,13 +269,18 @@ void Http1Connection::on_request_head(http1::RequestHead&& head) {
   auto host = proxy::normalize_host(authority);
   if (!host) return respond_local(400, http1::reason::kBadRequest, true);
   ex_.host = std::move(*host);
+  access_.set_host(ex_.host);
 
   auto d = ctx_.router->route(ex_.host, head.target);
   ex_.domain = d.domain;
   ex_.route = d.route;
-  if (auto answer = proxy::local_answer(*ctx_.cfg, info_, d))
-    return respond_local(answer->status, answer->reason, false);
+  access_.route = d.route;
+  if (auto answer = proxy::local_answer(
+          *ctx_.cfg, info_, d,
+          {ctx_.ip_filters.get(), ctx_.metrics, ctx_.host_state, &head.headers, ratelimit::monotonic_ns()}))
+    return respond_local(answer->status, answer->reason, false, answer->headers);
   ex_.backend = d.backend;
+  access_.backend = d.backend;
   const proxy::RequestContext rc = proxy::request_context(*ctx_.cfg, d, info_, ex_.host);
   BackendRequest req;
   req.backend_index = static_cast<size_t>(d.backend - ctx_.cfg->backends.data());
@@ -277,6 +295,7 @@ void Http1Connection::on_request_head(http1::RequestHead&& head) {
     req.content_length = head.content_length;
   }
   req.reusable = !d.route->force_new_connection;
+  access_.upstream_started();
   up_ = start_backend_exchange(ctx_, *this, std::move(req));
   if (!up_) {
     HLOG_DEBUG("backend %s: cannot connect", d.backend->address.c_str());
@@ -348,6 +367,8 @@ void Http1Connection::on_exchange_interim(const http1::ResponseHead& head) {
 void Http1Connection::on_exchange_head(http1::ResponseHead&& head) {
   if (ctx_.metrics) ctx_.metrics->backend_response(head.status);
   ex_.response_started = true;
+  access_.upstream_head();
+  access_.status = head.status;
 
   proxy::RequestContext rc;
   rc.cfg = ctx_.cfg.get();
@@ -382,12 +403,13 @@ void Http1Connection::on_exchange_head(http1::ResponseHead&& head) {
   http1::append_response_head(buf, head.status, head.reason, out);
   write_client(buf);
   count_response(ctx_, metrics::Protocol::kHttp1, std::exchange(metrics_method_, metrics::kOtherMethod),
-                 head.status, std::exchange(metrics_t0_us_, 0));
+                 head.status, std::exchange(metrics_t0_us_, 0), ex_.domain, ex_.route);
   if (up_ && out_len(client_.get()) >= kHighWater) up_->pause_reading();
 }
 
 void Http1Connection::on_exchange_body(std::string_view data) {
   if (!ex_.response_started) return;
+  access_.bytes += data.size();
   if (ex_.down_chunked) {
     add_chunk(bufferevent_get_output(client_.get()), data);
   } else {
@@ -402,6 +424,7 @@ void Http1Connection::on_exchange_complete() {
   drop_exchange();
   if (ex_.down_chunked) write_client(http1::kLastChunk);
   ex_.response_complete = true;
+  access_.finish(ctx_, info_);
   // The backend answered before the request body ended: the rest of the body
   // cannot be framed for anyone, so the client connection closes.
   if (!ex_.request_complete) close_after_response_ = true;

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "worker/http1/parser.h"
+#include "worker/net/access_log.h"
 #include "worker/net/connection.h"
 #include "worker/net/event_handles.h"
 #include "worker/net/upstream_exchange.h"
@@ -76,7 +77,9 @@ class Http1Connection : public Connection, public http1::ParserSink, public Upst
   void after_request_complete();
   void drop_exchange();
   void finish_exchange(bool from_input_loop);
-  void respond_local(uint16_t status, std::string_view reason, bool force_close);
+  // `extra`: header fields after the security headers (429: Retry-After, RateLimit-*).
+  void respond_local(uint16_t status, std::string_view reason, bool force_close,
+                     const http1::Headers& extra = {});
   void start_flush_close();
   void close();
   void arm_client_timer(uint32_t ms);
@@ -116,6 +119,7 @@ class Http1Connection : public Connection, public http1::ParserSink, public Upst
   std::unique_ptr<BackendExchange> up_;  // backend side of the current request
   std::vector<std::unique_ptr<BackendExchange>> retired_;
   Exchange ex_;
+  AccessEntry access_;  // [logging] access_log state of the current request
   bool closed_ = false;
   bool linger_ = false;         // hand the transport to WorkerContext::linger on destruction
   uint64_t metrics_t0_us_ = 0;  // request head time of the current exchange (metrics); 0 = none

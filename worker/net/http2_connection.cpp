@@ -10,6 +10,7 @@
 
 #include "common/sys/log.h"
 #include "worker/http1/writer.h"
+#include "worker/net/access_log.h"
 #include "worker/proxy/admission.h"
 #include "worker/proxy/header_rewrite.h"
 #include "worker/proxy/router.h"
@@ -85,6 +86,7 @@ struct Http2Connection::Stream : UpstreamExchange::Sink {
   bool deferred = false;       // the data provider returned DEFERRED
   bool response_sent = false;  // END_STREAM sent
   bool closed = false;
+  AccessEntry access;  // [logging] access_log state
 
   void on_exchange_head(http1::ResponseHead&& head) override { c->on_stream_head(*this, std::move(head)); }
   void on_exchange_body(std::string_view data) override { c->on_stream_body(*this, data); }
@@ -110,6 +112,7 @@ Http2Connection::Http2Connection(WorkerContext& ctx, BufferEventPtr transport, C
       info_(std::move(info)),
       bev_(std::move(transport)),
       idle_timer_(evtimer_new(ctx.base, &Http2Connection::idle_timer_cb, this)),
+      header_timer_(evtimer_new(ctx.base, &Http2Connection::header_timer_cb, this)),
       drain_timer_(evtimer_new(ctx.base, &Http2Connection::drain_timer_cb, this)),
       kick_(event_new(ctx.base, -1, 0, &Http2Connection::kick_cb, this)) {
   akamai_on_ = ctx.cfg->fingerprint.http_enabled;
@@ -165,7 +168,7 @@ bool Http2Connection::init_session() {
 bool Http2Connection::start() {
   if (started_ || closed_) return false;
   started_ = true;
-  if (!bev_ || !idle_timer_ || !drain_timer_ || !kick_ || !init_session()) {
+  if (!bev_ || !idle_timer_ || !header_timer_ || !drain_timer_ || !kick_ || !init_session()) {
     HLOG_WARN("client %s: HTTP/2 session setup failed", info_.peer_ip.c_str());
     close();
     return false;
@@ -183,6 +186,8 @@ bool Http2Connection::start() {
   bufferevent_set_timeouts(bev_.get(), nullptr, &tv);
   bufferevent_enable(bev_.get(), EV_READ | EV_WRITE);
   arm_idle_timer();
+  const timeval header_tv = to_timeval(ctx_.cfg->timeout.request_header_ms);
+  evtimer_add(header_timer_.get(), &header_tv);
   if (ctx_.draining) drain();
   process_input();  // bytes that arrived with the transport
   if (!closed_) flush();
@@ -336,8 +341,10 @@ void Http2Connection::close() {
   if (closed_) return;
   closed_ = true;
   if (ctx_.metrics && akamai_on_ && !info_.fingerprints.akamai) ctx_.metrics->http2_fingerprint(false);
-  for (auto& s : streams_)
+  for (auto& s : streams_) {
     if (s->ex) s->ex->cancel();
+    s->access.finish(ctx_, info_);  // cut short: 499, or the status and bytes so far
+  }
   // The transport is freed with the object: close() may run while an
   // nghttp2 call or a bufferevent callback still holds it.
   if (bev_) {
@@ -345,6 +352,7 @@ void Http2Connection::close() {
     bufferevent_setcb(bev_.get(), nullptr, nullptr, nullptr, nullptr);
   }
   if (idle_timer_) evtimer_del(idle_timer_.get());
+  if (header_timer_) evtimer_del(header_timer_.get());
   if (drain_timer_) evtimer_del(drain_timer_.get());
   if (ctx_.on_closed) ctx_.on_closed(this);
 }
@@ -367,6 +375,15 @@ void Http2Connection::idle_timer_cb(evutil_socket_t, short, void* arg) {
   auto* c = static_cast<Http2Connection*>(arg);
   if (c->closed_ || c->open_streams_ > 0 || c->terminating_) return;
   HLOG_DEBUG("client %s: HTTP/2 idle timeout", c->info_.peer_ip.c_str());
+  c->terminating_ = true;
+  nghttp2_session_terminate_session(c->session_.get(), NGHTTP2_NO_ERROR);
+  c->flush();
+}
+
+void Http2Connection::header_timer_cb(evutil_socket_t, short, void* arg) {
+  auto* c = static_cast<Http2Connection*>(arg);
+  if (c->closed_ || c->terminating_) return;
+  HLOG_DEBUG("client %s: HTTP/2 request header timeout", c->info_.peer_ip.c_str());
   c->terminating_ = true;
   nghttp2_session_terminate_session(c->session_.get(), NGHTTP2_NO_ERROR);
   c->flush();
@@ -402,6 +419,15 @@ void Http2Connection::final_goaway() {
 int Http2Connection::on_begin_frame(nghttp2_session*, const nghttp2_frame_hd* hd, void* user) {
   auto* c = static_cast<Http2Connection*>(user);
   if (c->closed_) return 0;
+  // Header timeout of a later header block: from its HEADERS frame until any
+  // frame after its last CONTINUATION (the first request's block runs
+  // against the deadline armed at start(), cleared when it is complete).
+  if (hd->type == NGHTTP2_HEADERS && c->counters_.streams > 0) {
+    const timeval tv = to_timeval(c->ctx_.cfg->timeout.request_header_ms);
+    evtimer_add(c->header_timer_.get(), &tv);
+  } else if (hd->type != NGHTTP2_CONTINUATION && c->counters_.streams > 0) {
+    evtimer_del(c->header_timer_.get());
+  }
   if (hd->type == NGHTTP2_HEADERS) {
     c->continuations_ = 0;
   } else if (hd->type == NGHTTP2_CONTINUATION) {
@@ -546,6 +572,7 @@ int Http2Connection::on_frame_recv(nghttp2_session* session, const nghttp2_frame
       break;
     }
     case NGHTTP2_HEADERS: {
+      evtimer_del(c->header_timer_.get());  // the header block is complete
       if (fp_open && frame->hd.stream_id == c->akamai_stream_) c->fix_fingerprint(frame->hd.stream_id);
       auto* s = static_cast<Stream*>(nghttp2_session_get_stream_user_data(session, frame->hd.stream_id));
       if (s == nullptr || c->terminating_) break;
@@ -631,6 +658,7 @@ ssize_t Http2Connection::read_body(nghttp2_session*, int32_t, uint8_t* buf, size
   const size_t avail = evbuffer_get_length(s->body.get());
   const size_t n = std::min(avail, length);
   if (n > 0) evbuffer_remove(s->body.get(), buf, n);
+  s->access.bytes += n;
   if (s->ex && !s->ex->finished() && avail - n <= kStreamBufferLow) s->ex->resume_reading();
   if (s->body_complete && avail == n) {
     *data_flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -671,6 +699,7 @@ void Http2Connection::update_read_timeout() {
 void Http2Connection::release_stream(Stream& s) {
   request_settled(s);
   s.closed = true;
+  s.access.finish(ctx_, info_);
   if (s.ex && !s.ex->finished()) s.ex->cancel();
   for (size_t i = 0; i < streams_.size(); ++i) {
     if (streams_[i].get() != &s) continue;
@@ -710,7 +739,7 @@ void Http2Connection::submit_response(Stream& s, const Fields& fields, bool with
     if (name == ":status" && value.size() == 3)
       count_response(ctx_, metrics::Protocol::kHttp2, metrics::method_index(s.method),
                      static_cast<uint16_t>((value[0] - '0') * 100 + (value[1] - '0') * 10 + (value[2] - '0')),
-                     s.metrics_t0_us);
+                     s.metrics_t0_us, s.domain, s.route);
   const int rv =
       nghttp2_submit_response(session_.get(), s.id, nva.data(), nva.size(), with_body ? &prd : nullptr);
   if (rv != 0) {
@@ -721,7 +750,8 @@ void Http2Connection::submit_response(Stream& s, const Fields& fields, bool with
   kick();
 }
 
-void Http2Connection::respond_local(Stream& s, uint16_t status, std::string_view reason) {
+void Http2Connection::respond_local(Stream& s, uint16_t status, std::string_view reason,
+                                    const http1::Headers& extra) {
   if (s.ex) s.ex->cancel();
   // Request DATA held back for the backend is discarded now.
   consume(s, s.unconsumed);
@@ -731,7 +761,8 @@ void Http2Connection::respond_local(Stream& s, uint16_t status, std::string_view
     kick();
     return;
   }
-  const http1::Headers sec = proxy::security_headers(*ctx_.cfg, s.domain, s.route, info_.tls);
+  http1::Headers sec = proxy::security_headers(*ctx_.cfg, s.domain, s.route, info_.tls);
+  sec.insert(sec.end(), extra.begin(), extra.end());
   const http1::ErrorParts parts = http1::error_parts(reason, sec);
   Fields fields;
   fields.reserve(parts.headers.size() + 1);
@@ -744,6 +775,7 @@ void Http2Connection::respond_local(Stream& s, uint16_t status, std::string_view
   evbuffer_drain(s.body.get(), evbuffer_get_length(s.body.get()));
   const bool with_body = !s.head_request;
   if (with_body) evbuffer_add(s.body.get(), parts.body.data(), parts.body.size());
+  s.access.status = status;
   s.body_complete = true;
   submit_response(s, fields, with_body);
 }
@@ -751,6 +783,7 @@ void Http2Connection::respond_local(Stream& s, uint16_t status, std::string_view
 void Http2Connection::dispatch(Stream& s) {
   ++ctx_.total_requests;
   s.dispatched = true;
+  s.access.begin(ctx_, s.method, s.path, "HTTP/2.0");
   if (ctx_.metrics) s.metrics_t0_us = metrics_clock_us();
   s.head_request = s.method == "HEAD";
   if (s.too_large) {
@@ -772,13 +805,18 @@ void Http2Connection::dispatch(Stream& s) {
       s.have_authority ? std::string_view(s.authority) : std::string_view(s.host_header);
   auto host = proxy::normalize_host(authority);
   if (!host) return respond_local(s, 400, http1::reason::kBadRequest);
+  s.access.set_host(*host);
 
   auto d = ctx_.router->route(*host, s.path);
   s.domain = d.domain;
   s.route = d.route;
-  if (auto answer = proxy::local_answer(*ctx_.cfg, info_, d))
-    return respond_local(s, answer->status, answer->reason);
+  s.access.route = d.route;
+  if (auto answer = proxy::local_answer(
+          *ctx_.cfg, info_, d,
+          {ctx_.ip_filters.get(), ctx_.metrics, ctx_.host_state, &s.headers, ratelimit::monotonic_ns()}))
+    return respond_local(s, answer->status, answer->reason, answer->headers);
   s.backend = d.backend;
+  s.access.backend = d.backend;
   const proxy::RequestContext rc = proxy::request_context(*ctx_.cfg, d, info_, *host);
   http1::Headers in;
   in.reserve(s.headers.size() + 2);
@@ -801,6 +839,7 @@ void Http2Connection::dispatch(Stream& s) {
     req.body = BackendRequest::Body::kLength;  // Content-Length: 0
   }
   req.reusable = !d.route->force_new_connection;
+  s.access.upstream_started();
   s.ex = start_backend_exchange(ctx_, s, std::move(req));
   if (!s.ex) {
     HLOG_DEBUG("backend %s: cannot connect: 502", d.backend->address.c_str());
@@ -815,6 +854,8 @@ void Http2Connection::dispatch(Stream& s) {
 void Http2Connection::on_stream_head(Stream& s, http1::ResponseHead&& head) {
   if (ctx_.metrics) ctx_.metrics->backend_response(head.status);
   if (s.closed || closed_) return;
+  s.access.upstream_head();
+  s.access.status = head.status;
   proxy::RequestContext rc;
   rc.cfg = ctx_.cfg.get();
   rc.domain = s.domain;

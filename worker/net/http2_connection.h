@@ -62,6 +62,10 @@
 //     second → GOAWAY ENHANCE_YOUR_CALM, close. nghttp2 itself also bounds
 //     queued ACKs (kMaxOutboundAck) and SETTINGS entries per frame
 //     (kMaxSettingsEntries);
+//   * request header timeout: the first request's header block must be
+//     complete within [timeout] request_header_ms of the start (as for
+//     HTTP/1.1), and every later header block within request_header_ms of
+//     its HEADERS frame (a CONTINUATION trickle) → GOAWAY NO_ERROR, close;
 //   * idle: no open stream for [timeout] proxy_idle_ms → GOAWAY NO_ERROR,
 //     close. A client that stops reading for proxy_idle_ms is dropped, and
 //     so is one that sends nothing for proxy_idle_ms while a request of it
@@ -171,6 +175,7 @@ class Http2Connection : public Connection {
   static void write_cb(bufferevent* bev, void* arg);
   static void event_cb(bufferevent* bev, short what, void* arg);
   static void idle_timer_cb(evutil_socket_t, short, void* arg);
+  static void header_timer_cb(evutil_socket_t, short, void* arg);
   static void drain_timer_cb(evutil_socket_t, short, void* arg);
   static void kick_cb(evutil_socket_t, short, void* arg);
 
@@ -189,7 +194,8 @@ class Http2Connection : public Connection {
   void update_read_timeout();
 
   void dispatch(Stream& s);
-  void respond_local(Stream& s, uint16_t status, std::string_view reason);
+  // `extra`: header fields after the security headers (429: Retry-After, RateLimit-*).
+  void respond_local(Stream& s, uint16_t status, std::string_view reason, const http1::Headers& extra = {});
   using Fields = std::vector<std::pair<std::string, std::string>>;
   void submit_response(Stream& s, const Fields& fields, bool with_body);
   void resume_data(Stream& s);
@@ -208,6 +214,10 @@ class Http2Connection : public Connection {
   BufferEventPtr bev_;
   SessionPtr session_;
   EventPtr idle_timer_;
+  // [timeout] request_header_ms: from the start until the first request's
+  // header block is complete, and for every later header block from its
+  // HEADERS frame to its END_HEADERS (slowloris).
+  EventPtr header_timer_;
   EventPtr drain_timer_;
   EventPtr kick_;
   std::vector<std::unique_ptr<Stream>> streams_;    // open (nghttp2 user data points here)

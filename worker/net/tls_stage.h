@@ -6,7 +6,9 @@
 // deadline.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "worker/net/connection.h"
 #include "worker/net/worker_context.h"
@@ -16,8 +18,11 @@ namespace huginn::worker::net {
 
 class TlsStage : public Connection {
  public:
+  // `initial_bytes`: the client's first bytes, already read from `fd` (past a
+  // PROXY protocol header); `spent_ms`: time since accept (the PROXY header),
+  // taken off the handshake deadline so one deadline covers both.
   TlsStage(WorkerContext& ctx, sys::UniqueFd fd, std::shared_ptr<const tls::ContextSet> contexts,
-           ClientInfo info);
+           ClientInfo info, std::vector<uint8_t> initial_bytes = {}, uint64_t spent_ms = 0);
   ~TlsStage() override;
   TlsStage(const TlsStage&) = delete;
   TlsStage& operator=(const TlsStage&) = delete;
@@ -36,6 +41,8 @@ class TlsStage : public Connection {
   sys::UniqueFd fd_;
   std::shared_ptr<const tls::ContextSet> contexts_;
   ClientInfo info_;
+  std::vector<uint8_t> initial_bytes_;
+  uint64_t spent_ms_ = 0;
   std::unique_ptr<tls::Acceptor> acceptor_;
   bool closed_ = false;
 };

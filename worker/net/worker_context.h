@@ -13,29 +13,41 @@
 #include <vector>
 
 #include "common/config/model.h"
+#include "common/hoststate/region.h"
 #include "common/metrics/table.h"
 #include "worker/http1/parser.h"
 #include "worker/net/connection.h"
 #include "worker/net/event_handles.h"
+#include "worker/proxy/ip_filter.h"
 #include "worker/proxy/router.h"
 #include "worker/proxy/upstream_pool.h"
 
 namespace huginn::worker::net {
 
 class H2cPool;
+class AccessLogWriter;
 
 struct WorkerContext {
   event_base* base = nullptr;
   std::shared_ptr<const config::Config> cfg;
   std::unique_ptr<proxy::Router> router;
+  std::unique_ptr<proxy::IpFilterSet> ip_filters;  // compiled [security.ip_filter] blocks of cfg
   http1::ParserLimits limits;
   std::vector<proxy::BackendEndpoint> endpoints;  // parallel to cfg->backends
   std::unique_ptr<proxy::UpstreamPool> pool;
   H2cPool* h2c_pool = nullptr;  // idle h2c backend connections (owned by the Server); null = no h2c backends
+  // [logging] access_log: created at the first finished request (access_log.h).
+  std::shared_ptr<AccessLogWriter> access_log;
   uint64_t total_requests = 0;
   // This worker's slot of the host-wide metrics table ([telemetry]
   // metrics_port); null when metrics are off (and in unit tests).
   metrics::Slot* metrics = nullptr;
+  // The host-wide state region (HOST_STATE: connection count for
+  // max_connections, rate-limit buckets) and this worker's slot in it; null
+  // in unit tests, which then count max_connections per worker and do not
+  // rate-limit.
+  hoststate::Region* host_state = nullptr;
+  uint32_t host_slot = 0;
   bool draining = false;
   // Called once when a connection has finished; the owner destroys it later
   // (never inside the call).
@@ -60,12 +72,18 @@ inline uint64_t metrics_clock_us() {
 }
 
 // One response to a client: method (metrics::method_index), status and time
-// since the request head (`t0_us`; 0 = unknown).
+// since the request head (`t0_us`; 0 = unknown: no request head, then the
+// response counts only in the entrypoint series). `domain`/`route`: the
+// router's decision for this request (null = none): a matched route also
+// counts in huginn_requests_total / huginn_requests_duration_seconds.
 inline void count_response(const WorkerContext& ctx, metrics::Protocol p, size_t method, uint16_t status,
-                           uint64_t t0_us) {
+                           uint64_t t0_us, const config::Domain* domain = nullptr,
+                           const config::Route* route = nullptr) {
   if (!ctx.metrics) return;
   const uint64_t now = metrics_clock_us();
-  ctx.metrics->request(p, method, status, t0_us != 0 && now > t0_us ? now - t0_us : 0);
+  const size_t slot =
+      t0_us != 0 && route ? metrics::route_slot(*ctx.cfg, domain, route) : metrics::Slot::kNoRouteSlot;
+  ctx.metrics->request(p, method, status, t0_us != 0 && now > t0_us ? now - t0_us : 0, slot);
 }
 
 // Buffer bounds of the data path (per direction and connection): at most

@@ -176,7 +176,7 @@ std::optional<TargetParts> split_target(std::string_view t) {
   return p;
 }
 
-Router::Router(const config::Config& cfg) : cfg_(cfg) {
+Router::Router(const config::Config& cfg) : cfg_(cfg), health_(cfg.backends.size(), 1) {
   routes_.resize(cfg.domains.size());
   for (size_t i = 0; i < cfg.domains.size(); ++i) {
     const config::Domain& d = cfg.domains[i];
@@ -192,10 +192,11 @@ Router::Router(const config::Config& cfg) : cfg_(cfg) {
       auto it =
           std::find_if(groups.begin(), groups.end(), [&](const Group& g) { return g.prefix == r.prefix; });
       if (it == groups.end()) {
-        groups.push_back(Group{r.prefix, {}, 0});
+        groups.push_back(Group{r.prefix, {}, {}, 0});
         it = groups.end() - 1;
       }
       it->routes.push_back(&r);
+      it->backends.push_back(cfg.find_backend(r.backend));
     }
     std::stable_sort(groups.begin(), groups.end(),
                      [](const Group& a, const Group& b) { return a.prefix.size() > b.prefix.size(); });
@@ -214,6 +215,12 @@ const config::Domain* Router::match_domain(std::string_view host) const {
   return nullptr;
 }
 
+bool Router::set_health(std::span<const uint8_t> states) {
+  if (states.size() != health_.size()) return false;
+  health_.assign(states.begin(), states.end());
+  return true;
+}
+
 Router::Decision Router::route(std::string_view host, std::string_view target) {
   Decision d;
   d.domain = match_domain(host);
@@ -228,8 +235,25 @@ Router::Decision Router::route(std::string_view host, std::string_view target) {
   auto& groups = routes_[static_cast<size_t>(d.domain - cfg_.domains.data())].groups;
   for (auto& g : groups) {
     if (!prefix_matches(path, g.prefix)) continue;
-    d.route = g.routes[g.next++ % g.routes.size()];
-    d.backend = cfg_.find_backend(d.route->backend);
+    // Round-robin from the group's position over the routes whose backend is
+    // up; the position moves past the one chosen.
+    const size_t n = g.routes.size();
+    const uint64_t start = g.next;
+    size_t offset = 0;
+    for (; offset < n; ++offset) {
+      const config::Backend* b = g.backends[static_cast<size_t>((start + offset) % n)];
+      if (b == nullptr || healthy(static_cast<size_t>(b - cfg_.backends.data()))) break;
+    }
+    if (offset == n) {  // every backend of the group is down
+      d.route = g.routes[static_cast<size_t>(start % n)];
+      g.next = start + 1;
+      d.outcome = Outcome::kUnhealthy;
+      return d;
+    }
+    g.next = start + offset + 1;
+    const size_t pick = static_cast<size_t>((start + offset) % n);
+    d.route = g.routes[pick];
+    d.backend = g.backends[pick];
     if (d.backend == nullptr) {
       d.outcome = Outcome::kNoBackend;
       return d;

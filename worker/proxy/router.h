@@ -16,10 +16,14 @@
 //    group (declaration order).
 //  * Forwarded path: the client's bytes, unless the route has replace_path,
 //    which replaces the matched prefix of the normalised path (query kept).
+//  * Health (set_health, from the supervisor's HEALTH message): round-robin
+//    skips routes whose backend is down; when every backend of the group is
+//    down the outcome is kUnhealthy (→ 502). Every backend starts healthy.
 #pragma once
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -60,7 +64,9 @@ class Router {
  public:
   explicit Router(const config::Config& cfg);
 
-  enum class Outcome : uint8_t { kRouted, kMisdirected, kNoRoute, kNoBackend };
+  // kNoBackend: the chosen route names a backend missing from the config;
+  // kUnhealthy: every backend of the route group is down (`route` is set).
+  enum class Outcome : uint8_t { kRouted, kMisdirected, kNoRoute, kNoBackend, kUnhealthy };
   struct Decision {
     Outcome outcome = Outcome::kMisdirected;
     const config::Domain* domain = nullptr;
@@ -74,11 +80,19 @@ class Router {
   Decision route(std::string_view host, std::string_view target);
   const config::Domain* match_domain(std::string_view host) const;
 
+  // Backend states, one per Config::backends entry (1 healthy, 0 down); false
+  // (nothing changes) when the count does not match the config.
+  bool set_health(std::span<const uint8_t> states);
+  bool healthy(size_t backend_index) const {
+    return backend_index >= health_.size() || health_[backend_index] != 0;
+  }
+
  private:
   struct Group {
     std::string prefix;
-    std::vector<const config::Route*> routes;  // declaration order
-    uint64_t next = 0;                         // round-robin position
+    std::vector<const config::Route*> routes;      // declaration order
+    std::vector<const config::Backend*> backends;  // parallel to routes; null = not in the config
+    uint64_t next = 0;                             // round-robin position
   };
   struct DomainRoutes {
     std::vector<Group> groups;  // longest prefix first
@@ -89,6 +103,7 @@ class Router {
   std::unordered_map<std::string, size_t> wildcard_;  // "example.com" (from "*.example.com") → index
   std::optional<size_t> catch_all_;
   std::vector<DomainRoutes> routes_;  // parallel to cfg_.domains
+  std::vector<uint8_t> health_;       // parallel to cfg_.backends
 };
 
 }  // namespace huginn::worker::proxy

@@ -19,7 +19,7 @@ std::optional<fp::SynFields> TcpSynResolver::resolve(int conn_fd, const huginn::
       return f;
     }
   }
-  if (uses_saved_syn()) {
+  if (uses_saved_syn() && conn_fd != kNoSocket) {
     if (auto f = read_saved_syn(conn_fd)) {
       o = Origin::kSavedSyn;
       return f;

@@ -22,6 +22,8 @@ class TcpSynResolver {
   using Source = config::Fingerprint::TcpSource;
   enum class Origin { kNone, kXdp, kSavedSyn };
 
+  static constexpr int kNoSocket = -1;
+
   explicit TcpSynResolver(Source source, uint64_t max_age_ns = kDefaultMaxSynAgeNs)
       : source_(source), xdp_(max_age_ns) {}
 
@@ -38,9 +40,11 @@ class TcpSynResolver {
   bool has_grant() const { return xdp_.has_maps(); }
 
   // Once per accepted connection: `peer` is getpeername() of `conn_fd`,
-  // `accept_ns` monotonic_ns() taken right after accept().
-  std::optional<fp::SynFields> resolve(int conn_fd, const huginn::net::SocketAddress& peer, uint64_t accept_ns,
-                                       Origin* origin = nullptr) const;
+  // `accept_ns` monotonic_ns() taken right after accept(). `conn_fd` = kNoSocket
+  // when `peer` is not the socket's peer (a PROXY-protocol source): only the
+  // XDP map can hold that client's SYN; the socket's saved SYN is the proxy's.
+  std::optional<fp::SynFields> resolve(int conn_fd, const huginn::net::SocketAddress& peer,
+                                       uint64_t accept_ns, Origin* origin = nullptr) const;
 
  private:
   Source source_;

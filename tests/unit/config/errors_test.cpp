@@ -505,5 +505,21 @@ TEST(ConfigEbpf, AtMost64Ports) {
   EXPECT_EQ(ok(std::string(kListen) + "[ebpf]\nports = [" + ok64 + "]\n")->ebpf.ports.size(), 64u);
 }
 
+TEST(ConfigSize, BackendAndRouteCountsAreCapped) {
+  std::string backends;
+  for (size_t i = 0; i <= kMaxBackends; ++i)
+    backends += "[[backends]]\naddress = \"127.0.0.1:" + std::to_string(1000 + i) + "\"\n";
+  auto e = errors(std::string(kListen) + backends);
+  ASSERT_EQ(e.size(), 1u) << join_errors(e);
+  EXPECT_NE(e[0].message.find("at most 4096 [[backends]]"), std::string::npos) << e[0].to_string();
+
+  std::string routes = std::string(kListen) + "[[backends]]\naddress = \"127.0.0.1:80\"\n[[domains]]\n";
+  for (size_t i = 0; i <= kMaxRoutes; ++i)
+    routes += "[[domains.routes]]\nprefix = \"/r" + std::to_string(i) + "\"\nbackend = \"127.0.0.1:80\"\n";
+  e = errors(routes);
+  ASSERT_EQ(e.size(), 1u) << join_errors(e);
+  EXPECT_NE(e[0].message.find("at most 16000 routes"), std::string::npos) << e[0].to_string();
+}
+
 }  // namespace
 }  // namespace huginn::config::test

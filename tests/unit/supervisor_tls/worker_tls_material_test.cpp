@@ -14,10 +14,12 @@
 
 #include <chrono>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <thread>
 
+#include "common/hoststate/region.h"
 #include "common/ipc/channel.h"
 #include "common/sys/memfd.h"
 #include "common/tls/bundle.h"
@@ -67,6 +69,11 @@ class WorkerTlsMaterialTest : public ::testing::Test {
     ASSERT_TRUE(ipc::send_message(ctl_.get(), ipc::Hello{ipc::kVersion, 0, 1, 0}, {}, &err)) << err;
     ASSERT_TRUE(ipc::send_message(ctl_.get(), ipc::Listeners{{{0, false, addr_}}}, {listener_.get()}, &err))
         << err;
+    host_state_ = hoststate::Region::create(&err);
+    ASSERT_TRUE(host_state_) << err;
+    ASSERT_TRUE(ipc::send_message(ctl_.get(), ipc::HostState{hoststate::kLayoutVersion, 0},
+                                  {host_state_->fd()}, &err))
+        << err;
     ASSERT_TRUE(std::holds_alternative<ipc::Hello>(next().message)) << log();
     ASSERT_TRUE(std::holds_alternative<ipc::Ready>(next().message)) << log();
   }
@@ -100,6 +107,7 @@ class WorkerTlsMaterialTest : public ::testing::Test {
 
   testing::TempDir dir_;
   sys::UniqueFd listener_, ctl_;
+  std::unique_ptr<hoststate::Region> host_state_;  // what a supervisor sends with HOST_STATE
   std::string addr_, log_path_;
   pid_t pid_ = -1;
 };

@@ -54,6 +54,35 @@ TEST_F(AdmissionTest, MutualTlsRuleComesBeforeTheRouteLookup) {
   }
 }
 
+TEST_F(AdmissionTest, IpFilterAnswers403BeforeTheRouteLookup) {
+  cfg.security.ip_filter.mode = config::IpFilter::Mode::kDenylist;
+  cfg.security.ip_filter.denylist = {*huginn::net::Cidr::parse("192.0.2.0/24"),
+                                     *huginn::net::Cidr::parse("2001:db8::/32")};
+  const IpFilterSet filters(cfg);
+  const Policies policies{&filters, nullptr};
+  net::ClientInfo bad;
+  bad.peer_ip = "192.0.2.9";
+  net::ClientInfo bad6;
+  bad6.peer_ip = "2001:db8::5";
+  net::ClientInfo good;
+  good.peer_ip = "198.51.100.1";
+  for (auto o : {Router::Outcome::kRouted, Router::Outcome::kNoRoute, Router::Outcome::kNoBackend}) {
+    for (const auto* c : {&bad, &bad6}) {
+      auto a = local_answer(cfg, *c, decision(o, false), policies);
+      ASSERT_TRUE(a);
+      EXPECT_EQ(a->status, 403);
+      EXPECT_EQ(a->reason, http1::reason::kIpBlocked);
+    }
+  }
+  EXPECT_FALSE(local_answer(cfg, good, decision(Router::Outcome::kRouted, false), policies));
+  // Without compiled filters (unit callers) nothing is checked.
+  EXPECT_FALSE(local_answer(cfg, bad, decision(Router::Outcome::kRouted, false)));
+  // 421 (no domain) still comes first.
+  auto a = local_answer(cfg, bad, decision(Router::Outcome::kMisdirected, false), policies);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->status, 421);
+}
+
 TEST_F(AdmissionTest, RequestContextCarriesTheClientFacts) {
   net::ClientInfo c;
   c.peer_ip = "192.0.2.7";
