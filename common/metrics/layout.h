@@ -23,7 +23,7 @@
 namespace huginn::metrics {
 
 // Bumped whenever a word moves; the worker refuses a table of another layout.
-inline constexpr uint32_t kLayoutVersion = 2;
+inline constexpr uint32_t kLayoutVersion = 3;
 
 enum class Protocol : uint8_t { kHttp1 = 0, kHttp2 = 1 };
 inline constexpr size_t kProtocols = 2;
@@ -125,9 +125,7 @@ inline constexpr size_t kRequests = kTlsHandshakes + kTlsVersionLabels.size() * 
 // + proto * (kBuckets + 1) + bucket
 inline constexpr size_t kDuration = kRequests + kProtocols * kMethods * kStatusSlots;
 inline constexpr size_t kDurationSumUs = kDuration + kProtocols * (kBuckets + 1);  // + proto
-inline constexpr size_t kBackendResponses = kDurationSumUs + kProtocols;           // + status index
-inline constexpr size_t kBackendErrors = kBackendResponses + kStatusSlots;         // + BackendError
-inline constexpr size_t kIpFilterAllowed = kBackendErrors + kBackendErrorLabels.size();
+inline constexpr size_t kIpFilterAllowed = kDurationSumUs + kProtocols;
 inline constexpr size_t kIpFilterDenied = kIpFilterAllowed + 1;
 inline constexpr size_t kProxyProtocol = kIpFilterDenied + 1;  // + ProxyProtocolEvent
 inline constexpr size_t kCount = kProxyProtocol + kProxyProtocolEvents;
@@ -142,7 +140,14 @@ inline constexpr size_t kDuration = kRequests + kProtocols * kMethods * kStatusC
 inline constexpr size_t kDurationSumUs = kDuration + kProtocols * (kBuckets + 1);  // + proto
 inline constexpr size_t kRateLimitAllowed = kDurationSumUs + kProtocols;           // + strategy
 inline constexpr size_t kRateLimitRejected = kRateLimitAllowed + kStrategies;      // + strategy
-inline constexpr size_t kCount = kRateLimitRejected + kStrategies;
+// The route's backend (a route has exactly one): response heads by status
+// class, failed exchanges by BackendError, time from the start of the
+// exchange (connect included) to the response head.
+inline constexpr size_t kBackendResponses = kRateLimitRejected + kStrategies;            // + status class
+inline constexpr size_t kBackendErrors = kBackendResponses + kStatusClasses;             // + BackendError
+inline constexpr size_t kBackendDuration = kBackendErrors + kBackendErrorLabels.size();  // + bucket
+inline constexpr size_t kBackendDurationSumUs = kBackendDuration + kBuckets + 1;
+inline constexpr size_t kCount = kBackendDurationSumUs + 1;
 }  // namespace route_word
 
 inline constexpr size_t kFixedWords = word::kCount;

@@ -224,14 +224,42 @@ std::string render(const Counters& t, const RouteTotals& routes, const Superviso
                 {{"protocol", kProtocolLabels[p]}, {"route", key.route}, {"domain", key.domain}}, b,
                 rc[route_word::kDurationSumUs + p]);
     }
-  o.family("huginn_backend_requests_total", "counter", "Response heads received from backends by status.");
-  for (size_t s = 0; s < kStatusSlots; ++s)
-    if (const uint64_t v = t[word::kBackendResponses + s])
-      o.sample("huginn_backend_requests_total", {{"status_code", status_label(s, buf)}}, v);
-  o.family("huginn_backend_errors_total", "counter", "Backend exchanges that failed by kind.");
-  for (size_t e = 0; e < kBackendErrorLabels.size(); ++e)
-    o.sample("huginn_backend_errors_total", {{"error_type", kBackendErrorLabels[e]}},
-             t[word::kBackendErrors + e]);
+  o.family("huginn_backend_requests_total", "counter",
+           "Response heads received from backends by backend, status class, route and domain.");
+  for (const auto& [key, rc] : routes)
+    for (size_t c = 0; c < kStatusClasses; ++c)
+      if (const uint64_t v = rc[route_word::kBackendResponses + c]) {
+        const char cls[3] = {static_cast<char>('1' + c), 'x', 'x'};
+        o.sample("huginn_backend_requests_total",
+                 {{"backend_address", key.backend},
+                  {"status_code", std::string_view(cls, 3)},
+                  {"route", key.route},
+                  {"domain", key.domain}},
+                 v);
+      }
+  o.family("huginn_backend_errors_total", "counter",
+           "Backend exchanges that failed (502) or timed out (504) by backend, route and domain.");
+  for (const auto& [key, rc] : routes)
+    for (size_t e = 0; e < kBackendErrorLabels.size(); ++e)
+      if (const uint64_t v = rc[route_word::kBackendErrors + e])
+        o.sample("huginn_backend_errors_total",
+                 {{"backend_address", key.backend},
+                  {"error_type", kBackendErrorLabels[e]},
+                  {"route", key.route},
+                  {"domain", key.domain}},
+                 v);
+  o.family("huginn_backend_duration_seconds", "histogram",
+           "Time from the start of a backend exchange (connect included) to the response head, by backend, "
+           "route and domain.");
+  for (const auto& [key, rc] : routes) {
+    const uint64_t* b = &rc[route_word::kBackendDuration];
+    uint64_t n = 0;
+    for (size_t i = 0; i <= kBuckets; ++i) n += b[i];
+    if (n == 0) continue;
+    histogram(o, "huginn_backend_duration_seconds",
+              {{"backend_address", key.backend}, {"route", key.route}, {"domain", key.domain}}, b,
+              rc[route_word::kBackendDurationSumUs]);
+  }
 
   o.family("huginn_rate_limit_requests_total", "counter", "Rate-limit checks by strategy, route and domain.");
   rate_limit(o, routes, "huginn_rate_limit_requests_total", true, true);

@@ -26,9 +26,9 @@ std::vector<RouteKey> route_keys(const config::Config& cfg) {
   keys.reserve(route_slot_count(cfg));
   for (const auto& d : cfg.domains) {
     const std::string domain = d.host ? *d.host : std::string(kDefaultDomainLabel);
-    for (const auto& r : d.routes) keys.push_back({domain, r.prefix});
+    for (const auto& r : d.routes) keys.push_back({domain, r.prefix, r.backend});
   }
-  keys.push_back({"", ""});
+  keys.push_back({"", "", ""});
   return keys;
 }
 

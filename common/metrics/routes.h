@@ -2,7 +2,8 @@
 // of a configuration, and the label values of each (docs/ARCHITECTURE.md,
 // "Metrics"). Labels come only from the configuration: `route` is the route's
 // prefix as configured, `domain` its domain's host pattern ("_default_" for
-// the catch-all domain, as upstream). The last section is "no route" (route
+// the catch-all domain, as upstream), `backend_address` the route's backend. The last section is "no route"
+// (route
 // "" and domain ""): decisions taken before or without a matched route.
 #pragma once
 
@@ -31,6 +32,7 @@ size_t route_slot(const config::Config& cfg, const config::Domain* domain, const
 struct RouteKey {
   std::string domain;
   std::string route;
+  std::string backend;  // the route's backend address ("" for "no route")
   auto operator<=>(const RouteKey&) const = default;
 };
 

@@ -108,6 +108,19 @@ void Slot::rate_limit(size_t route_slot, config::RateLimit::LimitBy strategy, bo
   add(r + (allowed ? route_word::kRateLimitAllowed : route_word::kRateLimitRejected) + si);
 }
 
+void Slot::backend_response(size_t route_slot, uint16_t status, uint64_t duration_us) {
+  if (route_slot >= route_slots_) return;
+  const size_t r = kFixedWords + route_slot * kRouteWords;
+  add(r + route_word::kBackendResponses + status_class_index(status));
+  add(r + route_word::kBackendDuration + bucket_index(duration_us));
+  add(r + route_word::kBackendDurationSumUs, duration_us);
+}
+
+void Slot::backend_error(size_t route_slot, BackendError e) {
+  if (route_slot >= route_slots_) return;
+  add(kFixedWords + route_slot * kRouteWords + route_word::kBackendErrors + static_cast<size_t>(e));
+}
+
 Counters LocalSlot::counters() const {
   Counters c{};
   for (size_t w = 0; w < kFixedWords; ++w) c[w] = words_[w];

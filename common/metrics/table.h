@@ -68,9 +68,11 @@ class Slot {
   // One IP filter decision.
   void ip_filter(bool allowed) { add(allowed ? word::kIpFilterAllowed : word::kIpFilterDenied); }
   void proxy_protocol(ProxyProtocolEvent e) { add(word::kProxyProtocol + static_cast<size_t>(e)); }
-  // One response head received from a backend.
-  void backend_response(uint16_t status) { add(word::kBackendResponses + status_index(status)); }
-  void backend_error(BackendError e) { add(word::kBackendErrors + static_cast<size_t>(e)); }
+  // One response head received from the backend of the route in `route_slot`,
+  // `duration_us` after the exchange started; out of range: not counted.
+  void backend_response(size_t route_slot, uint16_t status, uint64_t duration_us);
+  // One failed backend exchange of the route in `route_slot`.
+  void backend_error(size_t route_slot, BackendError e);
 
   uint32_t route_slots() const { return route_slots_; }
 

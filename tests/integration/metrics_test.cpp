@@ -208,9 +208,21 @@ TEST_F(MetricsTest, CountsAreExactHostWideAndSurviveWorkerDeaths) {
       1)
       << text;
   EXPECT_EQ(sample(text, "huginn_connections_total"), 13) << text;
-  EXPECT_EQ(sample(text, "huginn_backend_requests_total{status_code=\"200\"}"), 8) << text;
-  EXPECT_EQ(sample(text, "huginn_backend_errors_total{error_type=\"backend_error\"}"), 2) << text;
-  EXPECT_EQ(sample(text, "huginn_backend_errors_total{error_type=\"gateway_timeout\"}"), 0) << text;
+  // Backend series carry the route's backend, route and domain.
+  const std::string ok_api = "route=\"/ok\",domain=\"api.test\"";
+  const std::string ok_any = "route=\"/ok\",domain=\"_default_\"";
+  const std::string be_l = "backend_address=\"" + be.address() + "\"";
+  const std::string bad_l = "backend_address=\"127.0.0.1:" + std::to_string(dead) + "\"";
+  EXPECT_EQ(sample(text, "huginn_backend_requests_total{" + be_l + ",status_code=\"2xx\"," + ok_api + "}"), 6)
+      << text;
+  EXPECT_EQ(sample(text, "huginn_backend_requests_total{" + be_l + ",status_code=\"2xx\"," + ok_any + "}"), 2)
+      << text;
+  EXPECT_EQ(sample(text, "huginn_backend_duration_seconds_count{" + be_l + "," + ok_api + "}"), 6) << text;
+  EXPECT_EQ(sample(text, "huginn_backend_errors_total{" + bad_l +
+                             ",error_type=\"backend_error\",route=\"/bad\",domain=\"_default_\"}"),
+            2)
+      << text;
+  EXPECT_EQ(text.find("error_type=\"gateway_timeout\""), std::string::npos) << text;
   EXPECT_EQ(sample(text, eh + "_bucket{protocol=\"HTTP/1.1\",le=\"+Inf\"}"), 13);
   EXPECT_EQ(sample(text, eh + "_count{protocol=\"HTTP/2.0\"}"), 0);
   EXPECT_EQ(sample(text, "huginn_config_generation"), 1);

@@ -79,7 +79,7 @@ std::string format_access(const AccessRecord& r, AccessFormat f);
 struct AccessEntry {
   bool active = false;
   uint64_t start_us = 0;           // metrics_clock_us() at the request head
-  uint64_t upstream_start_us = 0;  // backend exchange started; 0 = none
+  uint64_t upstream_start_us = 0;  // backend exchange started; 0 = none (kept with the log off: metrics)
   std::optional<uint64_t> upstream_us;
   std::string method;
   std::string host;

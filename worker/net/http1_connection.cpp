@@ -343,7 +343,7 @@ void Http1Connection::finish_exchange(bool from_input_loop) {
 // ------------------------------------------------------------ backend side
 
 void Http1Connection::on_exchange_error(uint16_t status, std::string_view reason, bool response_started) {
-  if (ctx_.metrics) ctx_.metrics->backend_error(metrics::backend_error_of(status));
+  count_backend_error(ctx_, ex_.domain, ex_.route, status);
   drop_exchange();
   if (response_started || ex_.response_started) {
     close();  // truncated response: the client must see the connection end
@@ -365,9 +365,9 @@ void Http1Connection::on_exchange_interim(const http1::ResponseHead& head) {
 }
 
 void Http1Connection::on_exchange_head(http1::ResponseHead&& head) {
-  if (ctx_.metrics) ctx_.metrics->backend_response(head.status);
   ex_.response_started = true;
   access_.upstream_head();
+  count_backend_response(ctx_, ex_.domain, ex_.route, head.status, access_.upstream_us.value_or(0));
   access_.status = head.status;
 
   proxy::RequestContext rc;

@@ -843,7 +843,7 @@ void Http2Connection::dispatch(Stream& s) {
   s.ex = start_backend_exchange(ctx_, s, std::move(req));
   if (!s.ex) {
     HLOG_DEBUG("backend %s: cannot connect: 502", d.backend->address.c_str());
-    if (ctx_.metrics) ctx_.metrics->backend_error(metrics::BackendError::kFailed);
+    count_backend_error(ctx_, s.domain, s.route, 502);
     return respond_local(s, 502, http1::reason::kBackendError);
   }
   if (s.request_complete) s.ex->end_body();
@@ -852,9 +852,9 @@ void Http2Connection::dispatch(Stream& s) {
 // ------------------------------------------------------------ exchange events
 
 void Http2Connection::on_stream_head(Stream& s, http1::ResponseHead&& head) {
-  if (ctx_.metrics) ctx_.metrics->backend_response(head.status);
-  if (s.closed || closed_) return;
   s.access.upstream_head();
+  count_backend_response(ctx_, s.domain, s.route, head.status, s.access.upstream_us.value_or(0));
+  if (s.closed || closed_) return;
   s.access.status = head.status;
   proxy::RequestContext rc;
   rc.cfg = ctx_.cfg.get();
@@ -897,7 +897,7 @@ void Http2Connection::on_stream_complete(Stream& s) {
 }
 
 void Http2Connection::on_stream_error(Stream& s, uint16_t status, std::string_view reason, bool started) {
-  if (ctx_.metrics) ctx_.metrics->backend_error(metrics::backend_error_of(status));
+  count_backend_error(ctx_, s.domain, s.route, status);
   if (s.closed || closed_) return;
   if (!started && !s.response_submitted) {
     respond_local(s, status, reason);

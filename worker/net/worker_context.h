@@ -86,6 +86,20 @@ inline void count_response(const WorkerContext& ctx, metrics::Protocol p, size_t
   ctx.metrics->request(p, method, status, t0_us != 0 && now > t0_us ? now - t0_us : 0, slot);
 }
 
+// One backend response head (`upstream_us` after the exchange started) or one
+// failed exchange (502/504), in the section of the request's route.
+inline void count_backend_response(const WorkerContext& ctx, const config::Domain* domain,
+                                   const config::Route* route, uint16_t status, uint64_t upstream_us) {
+  if (ctx.metrics)
+    ctx.metrics->backend_response(metrics::route_slot(*ctx.cfg, domain, route), status, upstream_us);
+}
+inline void count_backend_error(const WorkerContext& ctx, const config::Domain* domain,
+                                const config::Route* route, uint16_t status) {
+  if (ctx.metrics)
+    ctx.metrics->backend_error(metrics::route_slot(*ctx.cfg, domain, route),
+                               metrics::backend_error_of(status));
+}
+
 // Buffer bounds of the data path (per direction and connection): at most
 // about kHighWater in an output buffer and kReadHigh in an input buffer.
 inline constexpr size_t kReadHigh = 256 * 1024;

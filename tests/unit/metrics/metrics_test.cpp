@@ -69,6 +69,9 @@ config::Config routes_config() {
   c.domains[2].routes.resize(2);  // catch-all
   c.domains[2].routes[0].prefix = "/static/";
   c.domains[2].routes[1].prefix = "/";
+  for (auto& d : c.domains)
+    for (auto& r : d.routes) r.backend = "10.0.0.1:80";
+  c.domains[0].routes[1].backend = "10.0.0.2:80";
   return c;
 }
 
@@ -87,9 +90,10 @@ TEST(MetricsRoutes, SlotsFollowDeclarationOrderWithOneForNoRoute) {
   const config::Config other = routes_config();
   EXPECT_EQ(route_slot(c, &other.domains[0], &other.domains[0].routes[0]), 5u);
   const std::vector<RouteKey> keys = route_keys(c);
-  const std::vector<RouteKey> want = {{"api.example.com", "/v1"}, {"api.example.com", "/v2"},
-                                      {"*.example.org", "/"},     {"_default_", "/static/"},
-                                      {"_default_", "/"},         {"", ""}};
+  const std::vector<RouteKey> want = {
+      {"api.example.com", "/v1", "10.0.0.1:80"}, {"api.example.com", "/v2", "10.0.0.2:80"},
+      {"*.example.org", "/", "10.0.0.1:80"},     {"_default_", "/static/", "10.0.0.1:80"},
+      {"_default_", "/", "10.0.0.1:80"},         {"", "", ""}};
   EXPECT_EQ(keys, want);
   EXPECT_EQ(route_slot_count(config::Config{}), 1u);
 }
@@ -191,7 +195,7 @@ TEST(MetricsTable, FoldingKeepsCountersAndDropsGauges) {
   EXPECT_EQ(t->read(0), Counters{}) << "the slot is clean for the next worker";
   EXPECT_EQ(t->read_route(0, 1), RouteCounters{});
   ASSERT_EQ(route_base.size(), 1u) << "only sections that counted";
-  const RouteKey v2{"api.example.com", "/v2"};
+  const RouteKey v2{"api.example.com", "/v2", "10.0.0.2:80"};
   EXPECT_EQ(route_base.at(v2)[route_word::kRequests + 1], 7u);  // GET, HTTP/1.1, 2xx
   // The next worker in the slot adds to what was folded.
   s.request(Protocol::kHttp1, 0, 200, 50, 1);
@@ -213,7 +217,7 @@ TEST(MetricsTable, FoldingKeepsCountersAndDropsGauges) {
   t2->slot(0).request(Protocol::kHttp1, 0, 204, 50, 2);
   t2->sum_into(next_keys, &total, &routes);
   EXPECT_EQ(routes.at(v2)[route_word::kRequests + 1], 9u);
-  EXPECT_EQ(routes.count(RouteKey{"api.example.com", "/v0"}), 0u);
+  EXPECT_EQ(routes.count(RouteKey{"api.example.com", "/v0", ""}), 0u);
 }
 
 std::string sample_text() {
@@ -237,8 +241,10 @@ std::string sample_text() {
   s.tls_handshake("TLSv1.3", "TLS_AES_128_GCM_SHA256");
   s.tls_handshake("TLSv1.2", "AES128-SHA");
   s.syn_lookup(true);
-  s.backend_response(502);
-  s.backend_error(BackendError::kFailed);
+  s.backend_response(0, 502, 3000);  // route /v1: 5xx, bucket 5 ms
+  s.backend_response(0, 200, 120);
+  s.backend_error(0, BackendError::kFailed);
+  s.backend_response(99, 200, 1);  // out of range: not counted
   RouteTotals routes;
   for (uint32_t r = 0; r < keys.size(); ++r)
     if (ls.route(r) != RouteCounters{}) routes[keys[r]] = ls.route(r);
@@ -315,7 +321,19 @@ TEST(MetricsRender, WritesPrometheusTextWithCumulativeBuckets) {
       "huginn_tls_handshakes_total{tls_version=\"TLSv1.3\",cipher_suite=\"TLS_AES_128_GCM_SHA256\"} 1\n"));
   EXPECT_TRUE(has("huginn_tls_handshakes_total{tls_version=\"TLSv1.2\",cipher_suite=\"other\"} 1\n"));
   EXPECT_TRUE(has("huginn_tcp_syn_fingerprints_total{reason=\"hit\"} 1\n"));
-  EXPECT_TRUE(has("huginn_backend_requests_total{status_code=\"502\"} 1\n"));
+  const std::string v1 = "route=\"/v1\",domain=\"api.example.com\"";
+  EXPECT_TRUE(has("huginn_backend_requests_total{backend_address=\"10.0.0.1:80\",status_code=\"5xx\"," + v1 +
+                  "} 1\n"));
+  EXPECT_TRUE(has("huginn_backend_requests_total{backend_address=\"10.0.0.1:80\",status_code=\"2xx\"," + v1 +
+                  "} 1\n"));
+  EXPECT_TRUE(
+      has("huginn_backend_errors_total{backend_address=\"10.0.0.1:80\",error_type=\"backend_error\"," + v1 +
+          "} 1\n"));
+  EXPECT_TRUE(has("huginn_backend_duration_seconds_bucket{backend_address=\"10.0.0.1:80\"," + v1 +
+                  ",le=\"0.00025\"} 1\n"));
+  EXPECT_TRUE(has("huginn_backend_duration_seconds_bucket{backend_address=\"10.0.0.1:80\"," + v1 +
+                  ",le=\"0.005\"} 2\n"));
+  EXPECT_TRUE(has("huginn_backend_duration_seconds_count{backend_address=\"10.0.0.1:80\"," + v1 + "} 2\n"));
   EXPECT_TRUE(has("huginn_tcp_syn_captured_total{family=\"ipv4\"} 10\n"));
   EXPECT_EQ(t.find("family=\"ipv6\""), std::string::npos);
   EXPECT_EQ(t.back(), '\n');
