@@ -37,9 +37,11 @@ case "${1:-}" in
   *) echo "usage: $0 [--all | -- CTEST-ARGS...]" >&2; exit 2 ;;
 esac
 
-# Integration tests for CI: the proxy paths (h1, h2, TLS, reload, worker
-# deaths, rate limits, slowloris, metrics) without the long load runs.
-subset_regex='^(ProxyTest\.|TlsTest\.(SessionResumption|Certificate|Silent)|ReloadTest\.ReloadUnderLoadFailsNoRequest$|MetricsTest\.|SlowlorisTest\.|RateLimit|HostPolicyTest\.|AccessLog|ProxyProtocol|SandboxProbe|Control.*Status)'
+# CI subset: every unit test and fuzz-corpus replay, and the integration
+# tests of the proxy paths (h1, h2, TLS, h2c, reload, worker deaths, limits,
+# slowloris, PROXY protocol, access log, sandbox, huginnctl) without the long
+# load runs (wrk/h2load) and the XDP/package tests.
+subset_regex='^(ProxyTest\.|TlsTest\.(SessionResumptionWorksAcrossFourWorkers|MutualTlsPerDomain|SniStrictRejectsUnknownNames|H2cBackendsGetTheRequestOverHttp2|RapidResetClientGetsGoawayAndOthersAreUnaffected)$|MetricsTest\.CountsTlsHandshakesAndFingerprints$|ReloadTest\.(SighupSwitchesRoutesAndWorkerCount|ReloadUnderLoadFailsNoRequest)$|SlowlorisTest\.|HostPolicyTest\.RateLimitHoldsForTheWholeHost$|PolicyTest\.HeaderManipulationOrderScopesAndCase$|ProxyProtocolTest\.HeaderThenTlsHandshakeKeepsJa4$|Formats/AccessLogTest\.|SandboxProbeTest\.OpenIsRefused|ControlTest\.ReloadAndStatusThroughHuginnctl$)'
 
 cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=Debug -DHUGINN_BUILD_TESTS=ON \
   -DHUGINN_SANITIZE=address,undefined >/dev/null
@@ -54,7 +56,16 @@ mkdir -p "$reports/tmp" "$reports/logs"
 # addresses; strict_string_checks and check_initialization_order are cheap.
 export ASAN_OPTIONS="detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1:check_initialization_order=1:strict_init_order=1:print_summary=1${HUGINN_ASAN_OPTIONS:+:$HUGINN_ASAN_OPTIONS}"
 export UBSAN_OPTIONS="print_stacktrace=1:print_summary=1"
-export LSAN_OPTIONS="print_suppressions=0"
+# Known leak outside the project: sdbus-c++ 1.2.0 (Debian 12) does not free
+# the sd_bus when sd_bus_start() fails in createSessionBusConnectionWithAddress
+# (one 1.8 KB object per failed connect: the supervisor tries once at start-up,
+# huginnctl once per run). sd_bus_new is the only frame the fast unwinder sees
+# through libsystemd, hence the broad pattern.
+cat > "$reports/lsan.supp" <<'SUPP'
+leak:sd_bus_new
+SUPP
+# print_suppressions=0: huginnctl's tests count the lines it prints.
+export LSAN_OPTIONS="suppressions=$reports/lsan.supp:print_suppressions=0"
 export TMPDIR="$reports/tmp"
 
 python3 - "$TMPDIR" "$reports/logs" "$reports/stop" <<'EOF' &
@@ -106,7 +117,7 @@ case "$mode" in
   all) ctest --output-on-failure -j "$jobs" --timeout 600 || rc=$? ;;
   custom) ctest --output-on-failure -j "$jobs" --timeout 600 "${ctest_args[@]}" || rc=$? ;;
   subset)
-    ctest --output-on-failure -j "$jobs" --timeout 600 -L unit || rc=$?
+    ctest --output-on-failure -j "$jobs" --timeout 600 -L '^(unit|fuzz)$' || rc=$?
     cp Testing/Temporary/LastTest.log "$reports/ctest-unit.log" 2>/dev/null || true
     ctest --output-on-failure -j "$jobs" --timeout 600 -L integration -R "$subset_regex" || rc=$?
     ;;

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -21,9 +22,48 @@
 
 #include "common/sys/c_handle.h"
 
+// AddressSanitizer builds (HUGINN_SANITIZE=address,undefined; see
+// docs/ROBUSTNESS.md). AddressSanitizer's
+// __asan_handle_no_return(), run before every noreturn call (_exit, abort, a
+// C++ throw), reads the alternate signal stack with sigaltstack(NULL, &old);
+// UBSan's vptr check probes memory by writing it into a fresh pipe;
+// LeakSanitizer's check at exit() stops the world with clone and ptrace,
+// which the filter kills. Release builds are not affected.
+#if defined(__SANITIZE_ADDRESS__)
+#define HUGINN_SECCOMP_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HUGINN_SECCOMP_SANITIZED 1
+#endif
+#endif
+
+#ifdef HUGINN_SECCOMP_SANITIZED
+namespace {
+std::atomic<bool> g_sandboxed{false};
+}  // namespace
+// LeakSanitizer's hook: no leak check in a sandboxed process (it would kill it).
+extern "C" int __lsan_is_turned_off() { return g_sandboxed.load() ? 1 : 0; }
+#endif
+
 namespace huginn::sys {
 
 namespace {
+
+// The sanitizer runtime's needs inside the filter (nothing in release builds).
+void allow_sanitizer_runtime([[maybe_unused]] SeccompPolicy& p) {
+#ifdef HUGINN_SECCOMP_SANITIZED
+  p.allow_arg_eq(SCMP_SYS(sigaltstack), 0, 0);
+  p.allow_arg_eq(SCMP_SYS(pipe2), 1, 0);
+#endif
+}
+
+// Marks this process as sandboxed when `installed` (see __lsan_is_turned_off).
+bool note_sandboxed(bool installed) {
+#ifdef HUGINN_SECCOMP_SANITIZED
+  if (installed) g_sandboxed.store(true);
+#endif
+  return installed;
+}
 
 using FilterCtx = CHandle<void, seccomp_release>;
 
@@ -350,6 +390,8 @@ SeccompPolicy worker_policy(pid_t self) {
   p.deny(SCMP_SYS(open), EACCES).deny(SCMP_SYS(openat), EACCES);
   p.deny_arg_eq(SCMP_SYS(socket), 0, AF_UNIX, EACCES);
 
+  allow_sanitizer_runtime(p);
+
   // Never, not even in debug mode.
   p.forbid(SCMP_SYS(execve)).forbid(SCMP_SYS(execveat)).forbid(SCMP_SYS(ptrace)).forbid(SCMP_SYS(mount));
   return p;
@@ -404,6 +446,8 @@ SeccompPolicy privhelper_policy(pid_t self) {
   p.deny(SCMP_SYS(open), EACCES).deny(SCMP_SYS(openat), EACCES);
   p.deny_arg_eq(SCMP_SYS(socket), 0, AF_UNIX, EACCES);
 
+  allow_sanitizer_runtime(p);
+
   // Never.
   p.forbid(SCMP_SYS(execve)).forbid(SCMP_SYS(execveat)).forbid(SCMP_SYS(ptrace)).forbid(SCMP_SYS(mount));
   return p;
@@ -417,11 +461,11 @@ bool install_worker_sandbox(const SandboxOptions& opts, std::string* error) {
     *error = std::string("setrlimit(RLIMIT_NPROC): ") + std::strerror(errno);
     return false;
   }
-  return worker_policy(getpid()).install(opts.debug_log, error);
+  return note_sandboxed(worker_policy(getpid()).install(opts.debug_log, error));
 }
 
 bool install_privhelper_sandbox(const SandboxOptions& opts, std::string* error) {
-  return privhelper_policy(getpid()).install(opts.debug_log, error);
+  return note_sandboxed(privhelper_policy(getpid()).install(opts.debug_log, error));
 }
 
 }  // namespace huginn::sys
