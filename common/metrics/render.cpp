@@ -93,6 +93,14 @@ void histogram(Out& o, std::string_view family, std::initializer_list<Label> lab
   o.sample(std::string(family) + "_count", labels, cum);
 }
 
+// The same, for a labelled series shown only once it has observations.
+void histogram_if_any(Out& o, std::string_view family, std::initializer_list<Label> labels, const uint64_t* b,
+                      uint64_t sum_us) {
+  uint64_t n = 0;
+  for (size_t i = 0; i <= kBuckets; ++i) n += b[i];
+  if (n != 0) histogram(o, family, labels, b, sum_us);
+}
+
 // huginn_rate_limit_*_total: allowed, rejected or both summed, per strategy
 // and route; only series that ever counted.
 void rate_limit(Out& o, const RouteTotals& routes, std::string_view name, bool allowed, bool rejected) {
@@ -216,13 +224,9 @@ std::string render(const Counters& t, const RouteTotals& routes, const Superviso
            "route and domain.");
   for (const auto& [key, rc] : routes)
     for (size_t p = 0; p < kProtocols; ++p) {
-      const uint64_t* b = &rc[route_word::kDuration + p * (kBuckets + 1)];
-      uint64_t n = 0;
-      for (size_t i = 0; i <= kBuckets; ++i) n += b[i];
-      if (n == 0) continue;
-      histogram(o, "huginn_requests_duration_seconds",
-                {{"protocol", kProtocolLabels[p]}, {"route", key.route}, {"domain", key.domain}}, b,
-                rc[route_word::kDurationSumUs + p]);
+      histogram_if_any(o, "huginn_requests_duration_seconds",
+                       {{"protocol", kProtocolLabels[p]}, {"route", key.route}, {"domain", key.domain}},
+                       &rc[route_word::kDuration + p * (kBuckets + 1)], rc[route_word::kDurationSumUs + p]);
     }
   o.family("huginn_backend_requests_total", "counter",
            "Response heads received from backends by backend, status class, route and domain.");
@@ -251,15 +255,10 @@ std::string render(const Counters& t, const RouteTotals& routes, const Superviso
   o.family("huginn_backend_duration_seconds", "histogram",
            "Time from the start of a backend exchange (connect included) to the response head, by backend, "
            "route and domain.");
-  for (const auto& [key, rc] : routes) {
-    const uint64_t* b = &rc[route_word::kBackendDuration];
-    uint64_t n = 0;
-    for (size_t i = 0; i <= kBuckets; ++i) n += b[i];
-    if (n == 0) continue;
-    histogram(o, "huginn_backend_duration_seconds",
-              {{"backend_address", key.backend}, {"route", key.route}, {"domain", key.domain}}, b,
-              rc[route_word::kBackendDurationSumUs]);
-  }
+  for (const auto& [key, rc] : routes)
+    histogram_if_any(o, "huginn_backend_duration_seconds",
+                     {{"backend_address", key.backend}, {"route", key.route}, {"domain", key.domain}},
+                     &rc[route_word::kBackendDuration], rc[route_word::kBackendDurationSumUs]);
 
   o.family("huginn_rate_limit_requests_total", "counter", "Rate-limit checks by strategy, route and domain.");
   rate_limit(o, routes, "huginn_rate_limit_requests_total", true, true);
