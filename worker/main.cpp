@@ -10,6 +10,7 @@
 // Server (resolves backends) → drop privileges and verify → READY → serve.
 #include <event2/event.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -234,6 +235,14 @@ int main(int argc, char** argv) {
   signal(SIGINT, SIG_IGN);
   signal(SIGHUP, SIG_IGN);
   signal(SIGPIPE, SIG_IGN);
+  // Bodies move through 4-256 KiB buffer chains that are freed and allocated
+  // again all the time. With glibc's defaults the heap top is trimmed with
+  // brk() after most frees and faulted in (zeroed) again on the next
+  // allocation: a third of the worker's time on 1 MiB responses. Keep up to
+  // 8 MiB of freed heap; a fixed mmap threshold also stops glibc from moving
+  // its trim threshold on its own.
+  mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 8 * 1024 * 1024);
   log::configure({log::Level::kInfo, false, "worker[" + std::to_string(w.args.worker_id) + "]"});
 
   const std::string text = read_config(w.args.config_fd);

@@ -1,4 +1,5 @@
 #include "worker/net/h2c_upstream.h"
+#include "worker/net/bulk_io.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -196,6 +197,7 @@ bool H2cSession::init() {
     return false;
 
   bufferevent_setcb(bev_.get(), &read_cb, &write_cb, &event_cb, this);
+  raise_io_limits(bev_.get());
   bufferevent_setwatermark(bev_.get(), EV_READ, 0, kReadHigh);
   bufferevent_setwatermark(bev_.get(), EV_WRITE, kLowWater, 0);
   if (bufferevent_socket_connect(bev_.get(), reinterpret_cast<const sockaddr*>(&ep.addr),
@@ -266,7 +268,11 @@ void H2cSession::flush() {
   if (state_ == State::kActive && owner_ != nullptr) owner_->on_session_flushed();
 }
 
-void H2cSession::read_cb(bufferevent*, void* arg) { static_cast<H2cSession*>(arg)->process_input(); }
+void H2cSession::read_cb(bufferevent* bev, void* arg) {
+  auto* s = static_cast<H2cSession*>(arg);
+  if (!(s->state_ == State::kActive && s->paused_)) read_more(bev, kReadHigh);
+  s->process_input();
+}
 
 void H2cSession::write_cb(bufferevent* bev, void* arg) {
   auto* s = static_cast<H2cSession*>(arg);

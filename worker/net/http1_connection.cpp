@@ -6,6 +6,7 @@
 
 #include "common/sys/log.h"
 #include "worker/http1/writer.h"
+#include "worker/net/bulk_io.h"
 #include "worker/net/tls_shutdown.h"
 #include "worker/proxy/admission.h"
 
@@ -21,6 +22,7 @@ Http1Connection::Http1Connection(WorkerContext& ctx, BufferEventPtr transport, C
 
 Http1Connection::~Http1Connection() {
   // Destroyed from the event loop, never inside a callback of client_.
+  pump_.detach();
   if (linger_ && client_ && ctx_.linger) ctx_.linger(std::move(client_));
 }
 
@@ -30,10 +32,14 @@ bool Http1Connection::start() {
     return false;
   }
   bufferevent_setcb(client_.get(), &client_read_cb, &client_write_cb, &client_event_cb, this);
+  raise_io_limits(client_.get());
   bufferevent_setwatermark(client_.get(), EV_READ, 0, kReadHigh);
   bufferevent_setwatermark(client_.get(), EV_WRITE, kLowWater, 0);
   set_client_read_timeout(false);
-  bufferevent_enable(client_.get(), EV_READ | EV_WRITE);
+  // Cleartext: the pump owns write interest (bulk_io.h); TLS: libevent.
+  if (info_.tls || !pump_.attach(ctx_.base, client_.get(), &client_write_cb, this))
+    bufferevent_enable(client_.get(), EV_WRITE);
+  bufferevent_enable(client_.get(), EV_READ);
   timer_mode_ = TimerMode::kHeader;
   arm_client_timer(ctx_.cfg->timeout.request_header_ms);
   // Bytes that arrived before this object took the transport over.
@@ -83,6 +89,7 @@ void Http1Connection::close() {
   drop_exchange();
   // The client bufferevent is freed with the object (from the event loop):
   // close() may run while process_input() still holds its input buffer.
+  pump_.detach();
   if (client_) {
     bufferevent_disable(client_.get(), EV_READ | EV_WRITE);
     bufferevent_setcb(client_.get(), nullptr, nullptr, nullptr, nullptr);
@@ -121,12 +128,14 @@ void Http1Connection::drain() {
 
 // ------------------------------------------------------------ client side
 
-void Http1Connection::client_read_cb(bufferevent*, void* arg) {
+void Http1Connection::client_read_cb(bufferevent* bev, void* arg) {
+  read_more(bev, kReadHigh);  // request bodies
   static_cast<Http1Connection*>(arg)->process_input();
 }
 
 void Http1Connection::client_write_cb(bufferevent*, void* arg) {
   auto* c = static_cast<Http1Connection*>(arg);
+  c->pump_.done_writing();
   if (c->closed_) return;
   if (c->flushing_close_) {
     if (out_len(c->client_.get()) == 0) c->close();

@@ -28,6 +28,7 @@
 
 #include "worker/http1/parser.h"
 #include "worker/net/access_log.h"
+#include "worker/net/bulk_io.h"
 #include "worker/net/connection.h"
 #include "worker/net/event_handles.h"
 #include "worker/net/upstream_exchange.h"
@@ -110,6 +111,7 @@ class Http1Connection : public Connection, public http1::ParserSink, public Upst
   WorkerContext& ctx_;
   ClientInfo info_;
   BufferEventPtr client_;
+  OutputPump pump_;  // cleartext clients: write interest (see bulk_io.h)
   EventPtr client_timer_;
   // Frees retired exchanges from the event loop: an exchange is never
   // destroyed inside one of its own callbacks.

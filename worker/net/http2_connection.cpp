@@ -1,4 +1,5 @@
 #include "worker/net/http2_connection.h"
+#include "worker/net/bulk_io.h"
 
 #include <event2/buffer.h>
 #include <netinet/in.h>
@@ -179,6 +180,7 @@ bool Http2Connection::start() {
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   }
   bufferevent_setcb(bev_.get(), &read_cb, &write_cb, &event_cb, this);
+  raise_io_limits(bev_.get());
   bufferevent_setwatermark(bev_.get(), EV_READ, 0, kReadHigh);
   bufferevent_setwatermark(bev_.get(), EV_WRITE, kLowWater, 0);
   // A client that stops reading its responses is dropped after proxy_idle_ms.
@@ -196,7 +198,8 @@ bool Http2Connection::start() {
 
 // ------------------------------------------------------------ I/O
 
-void Http2Connection::read_cb(bufferevent*, void* arg) {
+void Http2Connection::read_cb(bufferevent* bev, void* arg) {
+  read_more(bev, kReadHigh);  // h2c: request bodies
   static_cast<Http2Connection*>(arg)->process_input();
 }
 

@@ -9,6 +9,7 @@
 
 #include "common/sys/log.h"
 #include "worker/http1/writer.h"
+#include "worker/net/bulk_io.h"
 
 namespace huginn::worker::net {
 
@@ -71,6 +72,7 @@ bool UpstreamExchange::connect(bool allow_pooled) {
     if (!up_) return false;
   }
   bufferevent_setcb(up_.get(), &read_cb, &write_cb, &event_cb, this);
+  raise_io_limits(up_.get());
   bufferevent_setwatermark(up_.get(), EV_READ, 0, kReadHigh);
   bufferevent_setwatermark(up_.get(), EV_WRITE, kLowWater, 0);
   if (!reused_) {
@@ -82,8 +84,13 @@ bool UpstreamExchange::connect(bool allow_pooled) {
     const timeval tv = to_timeval(ctx_.cfg->timeout.upstream_connect_ms);
     evtimer_add(connect_timer_.get(), &tv);
   }
+  // A pooled connection is connected: the pump writes the head (attached
+  // before it is queued). A new one gets the pump at BEV_EVENT_CONNECTED.
+  if (reused_) pump_.attach(ctx_.base, up_.get(), &write_cb, this);
   write(req_.head);
-  bufferevent_enable(up_.get(), paused_ ? EV_WRITE : EV_READ | EV_WRITE);
+  short enable = paused_ ? 0 : EV_READ;
+  if (!pump_.attached()) enable |= EV_WRITE;
+  if (enable != 0) bufferevent_enable(up_.get(), enable);
   if (reused_ && request_complete_) arm_response_timeout();
   return true;
 }
@@ -134,6 +141,7 @@ void UpstreamExchange::resume_reading() {
 
 void UpstreamExchange::cancel() {
   finished_ = true;
+  pump_.detach();
   up_.reset();
   if (connect_timer_) evtimer_del(connect_timer_.get());
   if (resume_ev_) event_del(resume_ev_.get());
@@ -155,6 +163,7 @@ void UpstreamExchange::closed_early() {
   // retry on a fresh connection when nothing but the head has been sent.
   if (reused_ && !retried_ && !req_.has_body && !body_sent_) {
     retried_ = true;
+    pump_.detach();
     up_.reset();
     if (connect(false)) return;
   }
@@ -165,6 +174,7 @@ void UpstreamExchange::complete() {
   evtimer_del(connect_timer_.get());
   const bool reuse = req_.reusable && upstream_keep_alive_ && request_complete_ && connected_ && up_ &&
                      ctx_.pool && !ctx_.draining && out_len(up_.get()) == 0 && in_len(up_.get()) == 0;
+  pump_.detach();
   if (reuse) {
     bufferevent_set_timeouts(up_.get(), nullptr, nullptr);
     ctx_.pool->release(req_.backend_index, std::move(up_));
@@ -187,12 +197,16 @@ void UpstreamExchange::resume_cb(evutil_socket_t, short, void* arg) {
 
 void UpstreamExchange::read_cb(bufferevent* bev, void* arg) {
   auto* x = static_cast<UpstreamExchange*>(arg);
-  if (bev == x->up_.get()) x->process_input();
+  if (bev != x->up_.get()) return;
+  if (!x->paused_) read_more(bev, kReadHigh);
+  x->process_input();
 }
 
 void UpstreamExchange::write_cb(bufferevent* bev, void* arg) {
   auto* x = static_cast<UpstreamExchange*>(arg);
-  if (x->finished_ || bev != x->up_.get()) return;
+  if (bev != x->up_.get()) return;
+  x->pump_.done_writing();
+  if (x->finished_) return;
   x->sink_.on_exchange_drained();
 }
 
@@ -202,6 +216,7 @@ void UpstreamExchange::event_cb(bufferevent* bev, short what, void* arg) {
   if (what & BEV_EVENT_CONNECTED) {
     x->connected_ = true;
     evtimer_del(x->connect_timer_.get());
+    x->pump_.attach(x->ctx_.base, bev, &write_cb, x);
     set_upstream_socket_options(bev, *x->ctx_.cfg);
     if (x->request_complete_) x->arm_response_timeout();
     return;

@@ -44,6 +44,7 @@
 
 #include "worker/http1/parser.h"
 #include "worker/net/backend_exchange.h"
+#include "worker/net/bulk_io.h"
 #include "worker/net/event_handles.h"
 #include "worker/net/worker_context.h"
 
@@ -123,6 +124,7 @@ class UpstreamExchange : public BackendExchange {
   ResponseSink resp_sink_;
   std::unique_ptr<http1::Parser> parser_;
   BufferEventPtr up_;
+  OutputPump pump_;  // write interest once connected (see bulk_io.h)
   EventPtr connect_timer_;
   EventPtr resume_ev_;
   bool started_ = false;

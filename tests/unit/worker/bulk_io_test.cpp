@@ -1,0 +1,218 @@
+// worker/net/bulk_io: large reads into a socket bufferevent's input, and the
+// output pump that writes without toggling libevent's write event. Real
+// socketpairs, a real event base.
+#include "worker/net/bulk_io.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+
+#include "common/sys/c_handle.h"
+#include "worker/net/event_handles.h"
+#include "worker/net/worker_context.h"
+
+namespace huginn::worker::net {
+namespace {
+
+using BasePtr = sys::CHandle<event_base, event_base_free>;
+
+struct Pair {
+  int ours = -1;  // given to the bufferevent
+  int peer = -1;  // the test's end
+  Pair() {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0) {
+      ours = sv[0];
+      peer = sv[1];
+      int big = 4 << 20;
+      setsockopt(peer, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+      setsockopt(ours, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+    }
+  }
+  ~Pair() {
+    if (peer >= 0) close(peer);
+  }
+};
+
+size_t send_all(int fd, size_t n) {
+  const std::string chunk(64 * 1024, 'x');
+  size_t sent = 0;
+  while (sent < n) {
+    const ssize_t w = send(fd, chunk.data(), std::min(chunk.size(), n - sent), MSG_NOSIGNAL);
+    if (w <= 0) break;
+    sent += static_cast<size_t>(w);
+  }
+  return sent;
+}
+
+struct ReadProbe {
+  int callbacks = 0;
+  size_t total = 0;
+  size_t limit = kReadHigh;
+  bool eof = false;
+  ReadMore last = ReadMore::kNotApplicable;
+};
+
+void probe_read_cb(bufferevent* bev, void* arg) {
+  auto* p = static_cast<ReadProbe*>(arg);
+  ++p->callbacks;
+  p->last = read_more(bev, p->limit);
+  evbuffer* in = bufferevent_get_input(bev);
+  p->total += evbuffer_get_length(in);
+  evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+void probe_event_cb(bufferevent*, short what, void* arg) {
+  if (what & BEV_EVENT_EOF) static_cast<ReadProbe*>(arg)->eof = true;
+}
+
+TEST(BulkIo, ReadMoreDrainsTheSocketInFewCallbacksAndLeavesEofToLibevent) {
+  BasePtr base(event_base_new());
+  Pair p;
+  ASSERT_GE(p.ours, 0);
+  BufferEventPtr bev(bufferevent_socket_new(base.get(), p.ours, BEV_OPT_CLOSE_ON_FREE));
+  ReadProbe probe;
+  bufferevent_setcb(bev.get(), &probe_read_cb, nullptr, &probe_event_cb, &probe);
+  bufferevent_enable(bev.get(), EV_READ);
+  constexpr size_t kTotal = 1 << 20;
+  ASSERT_EQ(send_all(p.peer, kTotal), kTotal);
+  shutdown(p.peer, SHUT_WR);
+  for (int i = 0; i < 1000 && !probe.eof; ++i) event_base_loop(base.get(), EVLOOP_ONCE);
+  EXPECT_TRUE(probe.eof);
+  EXPECT_EQ(probe.total, kTotal);
+  // libevent alone needs 256 callbacks (4 KiB each); with read_more one per
+  // kReadHigh at most, plus the one that saw the EOF.
+  EXPECT_LE(probe.callbacks, static_cast<int>(kTotal / kReadHigh) + 2) << probe.callbacks;
+}
+
+TEST(BulkIo, ReadMoreStopsAtTheLimitAndDoesNothingForSmallReads) {
+  BasePtr base(event_base_new());
+  Pair p;
+  ASSERT_GE(p.ours, 0);
+  BufferEventPtr bev(bufferevent_socket_new(base.get(), p.ours, BEV_OPT_CLOSE_ON_FREE));
+  // A small message: libevent's read took it all, nothing more is tried.
+  ASSERT_EQ(send(p.peer, "hello", 5, 0), 5);
+  evbuffer* in = bufferevent_get_input(bev.get());
+  evbuffer_unfreeze(in, 0);
+  ASSERT_EQ(evbuffer_read(in, p.ours, 4096), 5);
+  evbuffer_freeze(in, 0);
+  EXPECT_EQ(read_more(bev.get(), kReadHigh), ReadMore::kNotApplicable);
+  // A full step followed by more than the limit: stops at the limit.
+  ASSERT_EQ(send_all(p.peer, 300 * 1024), 300u * 1024);
+  evbuffer_unfreeze(in, 0);
+  ASSERT_EQ(evbuffer_read(in, p.ours, 4096), 4096);
+  evbuffer_freeze(in, 0);
+  EXPECT_EQ(read_more(bev.get(), 100 * 1024), ReadMore::kLimit);
+  EXPECT_EQ(evbuffer_get_length(in), 100u * 1024);
+  // The rest, then the socket is empty.
+  EXPECT_EQ(read_more(bev.get(), 1 << 20), ReadMore::kWouldBlock);
+  EXPECT_EQ(evbuffer_get_length(in), 5u + 300 * 1024);
+  // The input's end is frozen again, as libevent expects.
+  EXPECT_EQ(evbuffer_add(in, "x", 1), -1);
+}
+
+struct WriteProbe {
+  int callbacks = 0;
+  OutputPump* pump = nullptr;
+};
+
+void probe_write_cb(bufferevent*, void* arg) {
+  auto* p = static_cast<WriteProbe*>(arg);
+  ++p->callbacks;
+  p->pump->done_writing();
+}
+
+size_t drain_peer(int fd) {
+  char buf[65536];
+  size_t n = 0;
+  for (;;) {
+    const ssize_t r = read(fd, buf, sizeof buf);
+    if (r <= 0) break;
+    n += static_cast<size_t>(r);
+  }
+  return n;
+}
+
+TEST(BulkIo, PumpWritesWithoutEnablingTheWriteEventAndCallsTheWriteCallback) {
+  BasePtr base(event_base_new());
+  Pair p;
+  ASSERT_GE(p.ours, 0);
+  BufferEventPtr bev(bufferevent_socket_new(base.get(), p.ours, BEV_OPT_CLOSE_ON_FREE));
+  OutputPump pump;
+  WriteProbe probe{0, &pump};
+  bufferevent_setcb(bev.get(), nullptr, &probe_write_cb, nullptr, &probe);
+  bufferevent_enable(bev.get(), EV_READ | EV_WRITE);
+  ASSERT_TRUE(pump.attach(base.get(), bev.get(), &probe_write_cb, &probe));
+  EXPECT_EQ(bufferevent_get_enabled(bev.get()) & EV_WRITE, 0);
+  for (int round = 0; round < 3; ++round) {
+    evbuffer_add(bufferevent_get_output(bev.get()), "response", 8);
+    EXPECT_EQ(bufferevent_get_enabled(bev.get()) & EV_WRITE, 0);  // no write interest armed
+    event_base_loop(base.get(), EVLOOP_NONBLOCK);
+    EXPECT_EQ(out_len(bev.get()), 0u);
+    EXPECT_EQ(drain_peer(p.peer), 8u);
+    EXPECT_EQ(probe.callbacks, round + 1);
+  }
+  EXPECT_EQ(bufferevent_get_enabled(bev.get()) & EV_WRITE, 0);
+}
+
+TEST(BulkIo, PumpHandsAShortWriteToLibeventAndTakesOverAgainWhenEmpty) {
+  BasePtr base(event_base_new());
+  Pair p;
+  ASSERT_GE(p.ours, 0);
+  int small = 16 * 1024;
+  setsockopt(p.peer, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  setsockopt(p.ours, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+  BufferEventPtr bev(bufferevent_socket_new(base.get(), p.ours, BEV_OPT_CLOSE_ON_FREE));
+  OutputPump pump;
+  WriteProbe probe{0, &pump};
+  bufferevent_setcb(bev.get(), nullptr, &probe_write_cb, nullptr, &probe);
+  bufferevent_setwatermark(bev.get(), EV_WRITE, 0, 0);
+  ASSERT_TRUE(pump.attach(base.get(), bev.get(), &probe_write_cb, &probe));
+  const std::string big(2 << 20, 'y');
+  evbuffer_add(bufferevent_get_output(bev.get()), big.data(), big.size());
+  event_base_loop(base.get(), EVLOOP_NONBLOCK);
+  // The socket took part of it: libevent owns the rest, under its write event.
+  EXPECT_GT(out_len(bev.get()), 0u);
+  EXPECT_NE(bufferevent_get_enabled(bev.get()) & EV_WRITE, 0);
+  EXPECT_EQ(probe.callbacks, 0);
+  size_t got = 0;
+  for (int i = 0; i < 10000 && got < big.size(); ++i) {
+    got += drain_peer(p.peer);
+    event_base_loop(base.get(), EVLOOP_NONBLOCK);
+  }
+  got += drain_peer(p.peer);
+  EXPECT_EQ(got, big.size());
+  EXPECT_EQ(out_len(bev.get()), 0u);
+  EXPECT_GE(probe.callbacks, 1);
+  EXPECT_EQ(bufferevent_get_enabled(bev.get()) & EV_WRITE, 0);  // back with the pump
+  // And the next response goes straight out again.
+  evbuffer_add(bufferevent_get_output(bev.get()), "next", 4);
+  event_base_loop(base.get(), EVLOOP_NONBLOCK);
+  EXPECT_EQ(drain_peer(p.peer), 4u);
+}
+
+TEST(BulkIo, PumpDetachGivesQueuedBytesBackToLibevent) {
+  BasePtr base(event_base_new());
+  Pair p;
+  ASSERT_GE(p.ours, 0);
+  BufferEventPtr bev(bufferevent_socket_new(base.get(), p.ours, BEV_OPT_CLOSE_ON_FREE));
+  OutputPump pump;
+  WriteProbe probe{0, &pump};
+  ASSERT_TRUE(pump.attach(base.get(), bev.get(), &probe_write_cb, &probe));
+  evbuffer_add(bufferevent_get_output(bev.get()), "queued", 6);
+  pump.detach();  // before the deferred flush ran
+  EXPECT_FALSE(pump.attached());
+  EXPECT_NE(bufferevent_get_enabled(bev.get()) & EV_WRITE, 0);
+  event_base_loop(base.get(), EVLOOP_NONBLOCK);
+  EXPECT_EQ(drain_peer(p.peer), 6u);
+  EXPECT_EQ(probe.callbacks, 0);
+}
+
+}  // namespace
+}  // namespace huginn::worker::net

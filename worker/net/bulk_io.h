@@ -1,0 +1,89 @@
+// Bulk transfer tuning of the worker's socket bufferevents.
+//
+// libevent 2.1 (Debian 12) moves data in small steps: a socket bufferevent
+// reads at most 4 KiB per readiness event (EVBUFFER_MAX_READ, after a FIONREAD
+// ioctl) and any bufferevent writes at most 16 KiB per event (the default
+// max_single_write). A 1 MiB response therefore cost about 256 turns of the
+// loop on the backend side and 64 on the client side, each with its
+// epoll_wait and write-interest changes. These two helpers lift both limits
+// without replacing the bufferevents.
+#pragma once
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include <cstddef>
+
+namespace huginn::worker::net {
+
+// Lets one read or write event move up to the data path's buffer bounds
+// (kReadHigh, kHighWater) instead of libevent's 16 KiB defaults.
+void raise_io_limits(bufferevent* bev);
+
+enum class ReadMore {
+  kNotApplicable,  // not a socket bufferevent (TLS), or nothing suggests more
+  kWouldBlock,     // the socket is drained
+  kLimit,          // the input holds `limit` bytes
+  kClosed,         // EOF or an error: left for libevent's next read to report
+};
+
+// Called from a read callback: when libevent's last read filled its 4 KiB
+// step (the input holds at least that much), reads the rest of what the
+// socket holds straight into the input buffer, in pieces of up to 64 KiB,
+// until the socket would block or the input holds `limit` bytes. Small
+// messages cost no extra system call. A TLS bufferevent is left alone (its
+// reads go through OpenSSL). An EOF or error seen here is not reported: the
+// socket stays readable and libevent's next read reports the EOF (a reset
+// consumed here is then seen as an EOF).
+ReadMore read_more(bufferevent* bev, size_t limit);
+
+}  // namespace huginn::worker::net
+
+namespace huginn::worker::net {
+
+// Write interest for a connected socket bufferevent, without the epoll_ctl
+// pair libevent spends per response. libevent arms the write event when bytes
+// are added to the output and disarms it once a write emptied the buffer: two
+// epoll_ctl calls per response and per request to a backend. The pump keeps
+// EV_WRITE disabled while the output is empty; bytes added to the output are
+// written straight to the socket at the end of the current callback (one
+// deferred event, no system call to schedule it). Only when the socket does
+// not take everything (or fails) is EV_WRITE enabled, and libevent goes on as
+// usual: its write timeout and error reporting apply, and the owner's write
+// callback calls done_writing() when the output is empty again. After a
+// direct write that emptied the output, the pump calls the bufferevent's
+// write callback itself, as libevent would have.
+//
+// TLS bufferevents are not pumped (their writes go through OpenSSL).
+class OutputPump {
+ public:
+  OutputPump() = default;
+  ~OutputPump() { detach(); }
+  OutputPump(const OutputPump&) = delete;
+  OutputPump& operator=(const OutputPump&) = delete;
+
+  // Takes over write interest of `bev` (connected). Returns false, and leaves
+  // the bufferevent as it was, when it is not a socket bufferevent.
+  bool attach(event_base* base, bufferevent* bev, bufferevent_data_cb write_cb, void* arg);
+  // Gives write interest back to libevent (EV_WRITE enabled); before the
+  // bufferevent is freed, pooled or handed over.
+  void detach();
+  bool attached() const { return bev_ != nullptr; }
+  // From the owner's write callback: the output is empty again.
+  void done_writing();
+
+ private:
+  static void on_change(evbuffer*, const evbuffer_cb_info* info, void* arg);
+  static void on_flush(evutil_socket_t, short, void* arg);
+  void flush();
+
+  bufferevent* bev_ = nullptr;
+  event* flush_ev_ = nullptr;
+  evbuffer_cb_entry* cb_ = nullptr;
+  bufferevent_data_cb write_cb_ = nullptr;
+  void* arg_ = nullptr;
+  bool scheduled_ = false;
+};
+
+}  // namespace huginn::worker::net
