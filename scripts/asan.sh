@@ -39,9 +39,9 @@ esac
 
 # CI subset: every unit test and fuzz-corpus replay, and the integration
 # tests of the proxy paths (h1, h2, TLS, h2c, reload, worker deaths, limits,
-# slowloris, PROXY protocol, access log, sandbox, huginnctl) without the long
-# load runs (wrk/h2load) and the XDP/package tests.
-subset_regex='^(ProxyTest\.|TlsTest\.(SessionResumptionWorksAcrossFourWorkers|MutualTlsPerDomain|SniStrictRejectsUnknownNames|H2cBackendsGetTheRequestOverHttp2|RapidResetClientGetsGoawayAndOthersAreUnaffected)$|MetricsTest\.CountsTlsHandshakesAndFingerprints$|ReloadTest\.(SighupSwitchesRoutesAndWorkerCount|ReloadUnderLoadFailsNoRequest)$|SlowlorisTest\.|HostPolicyTest\.RateLimitHoldsForTheWholeHost$|PolicyTest\.HeaderManipulationOrderScopesAndCase$|ProxyProtocolTest\.HeaderThenTlsHandshakeKeepsJa4$|Formats/AccessLogTest\.|SandboxProbeTest\.OpenIsRefused|ControlTest\.ReloadAndStatusThroughHuginnctl$)'
+# slowloris, the attack tests, PROXY protocol, access log, sandbox, huginnctl)
+# without the long load runs (wrk/h2load) and the XDP/package tests.
+subset_regex='^(ProxyTest\.|AttackTest\.|TlsTest\.(SessionResumptionWorksAcrossFourWorkers|MutualTlsPerDomain|SniStrictRejectsUnknownNames|H2cBackendsGetTheRequestOverHttp2|RapidResetClientGetsGoawayAndOthersAreUnaffected)$|MetricsTest\.CountsTlsHandshakesAndFingerprints$|ReloadTest\.(SighupSwitchesRoutesAndWorkerCount|ReloadUnderLoadFailsNoRequest)$|SlowlorisTest\.|HostPolicyTest\.RateLimitHoldsForTheWholeHost$|PolicyTest\.HeaderManipulationOrderScopesAndCase$|ProxyProtocolTest\.HeaderThenTlsHandshakeKeepsJa4$|Formats/AccessLogTest\.|SandboxProbeTest\.OpenIsRefused|ControlTest\.ReloadAndStatusThroughHuginnctl$)'
 
 cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=Debug -DHUGINN_BUILD_TESTS=ON \
   -DHUGINN_SANITIZE=address,undefined >/dev/null

@@ -59,6 +59,33 @@ using InflaterPtr = sys::CHandle<nghttp2_hd_inflater, nghttp2_hd_inflate_del>;
 
 constexpr uint64_t kMiB = 1024 * 1024;
 
+// Memory bounds hold for normal builds. Under AddressSanitizer (scripts/asan.sh)
+// freed memory sits in ASan's quarantine (256 MiB by default) and every block
+// has redzones, so the workers' RSS says nothing about the proxy's buffering:
+// there the attacks run for what ASan and UBSan see, and the figures are
+// printed but not asserted.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kRssIsMeaningful = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kRssIsMeaningful = false;
+#else
+constexpr bool kRssIsMeaningful = true;
+#endif
+#else
+constexpr bool kRssIsMeaningful = true;
+#endif
+
+// Expects `kib` below `bound_kib` (worker RSS) where that is meaningful.
+void expect_rss_below(uint64_t kib, uint64_t bound_kib, const char* what) {
+  if (!kRssIsMeaningful) {
+    std::printf("[ attack ] %s: RSS %llu KiB (bound %llu KiB not asserted in a sanitized build)\n", what,
+                static_cast<unsigned long long>(kib), static_cast<unsigned long long>(bound_kib));
+    return;
+  }
+  EXPECT_LT(kib, bound_kib) << what;
+}
+
 int64_t ms_since(Clock::time_point t) {
   return std::chrono::duration_cast<milliseconds>(Clock::now() - t).count();
 }
@@ -707,7 +734,7 @@ TEST_F(AttackTest, ContinuationFloodGetsGoawayEnhanceYourCalm) {
   const uint64_t rss_after = workers_rss_kib();
   std::printf("[ attack ] continuation flood: workers RSS %llu -> %llu KiB\n",
               static_cast<unsigned long long>(rss_before), static_cast<unsigned long long>(rss_after));
-  EXPECT_LT(rss_after, rss_before + 64 * 1024);
+  expect_rss_below(rss_after, rss_before + 64 * 1024, "worker RSS");
   expect_survived();
 }
 
@@ -764,7 +791,7 @@ TEST_F(AttackTest, HpackBombIsRejectedWith431AndMemoryStaysBounded) {
   std::printf("[ attack ] hpack bomb: %zu connections\n", seen.size());
   std::printf("[ attack ] hpack bomb: workers RSS %llu KiB before, max %llu KiB during\n",
               static_cast<unsigned long long>(rss_before), static_cast<unsigned long long>(rss.max_kib()));
-  EXPECT_LT(rss.max_kib(), rss_before + 64 * 1024);
+  expect_rss_below(rss.max_kib(), rss_before + 64 * 1024, "worker RSS");
   expect_survived();
 }
 
@@ -814,7 +841,7 @@ TEST_F(AttackTest, SettingsAndPingFloodsGetGoawayEnhanceYourCalm) {
               proxy_->log_count("flood of frames needing an ACK"));
   std::printf("[ attack ] settings/ping floods: workers RSS %llu KiB before, max %llu KiB during\n",
               static_cast<unsigned long long>(rss_before), static_cast<unsigned long long>(rss.max_kib()));
-  EXPECT_LT(rss.max_kib(), rss_before + 64 * 1024);
+  expect_rss_below(rss.max_kib(), rss_before + 64 * 1024, "worker RSS");
   expect_survived();
 }
 
@@ -919,7 +946,7 @@ TEST_F(AttackTest, PipelinedRequestsAreAnsweredInOrderWithBoundedMemory) {
       "[ attack ] %llu pipelined requests answered in %lld ms; workers RSS %llu KiB before, max %llu\n",
       static_cast<unsigned long long>(counter.count()), static_cast<long long>(took),
       static_cast<unsigned long long>(rss_before), static_cast<unsigned long long>(rss.max_kib()));
-  EXPECT_LT(rss.max_kib(), rss_before + 32 * 1024);
+  expect_rss_below(rss.max_kib(), rss_before + 32 * 1024, "worker RSS");
   expect_survived();
 }
 
@@ -978,7 +1005,7 @@ TEST_F(AttackTest, PipelinedRequestsFromAClientThatDoesNotReadAreNotBuffered) {
       static_cast<unsigned long long>(rss_before), static_cast<unsigned long long>(rss.max_kib()));
   EXPECT_TRUE(stalled) << "the proxy read all " << written << " bytes";
   EXPECT_LT(written, 32 * kMiB);
-  EXPECT_LT(rss.max_kib(), rss_before + 32 * 1024);
+  expect_rss_below(rss.max_kib(), rss_before + 32 * 1024, "worker RSS");
   EXPECT_TRUE(closed) << "not closed after proxy_idle_ms";
   std::printf("[ attack ] non-reading pipeliner closed %lld ms after the stall\n",
               static_cast<long long>(closed_after));
@@ -1052,7 +1079,7 @@ TEST_F(AttackTest, OversizedHeadersGet431AndAreClosed) {
   for (const auto& r : be.received()) EXPECT_EQ(r.target.rfind("/normal/", 0), 0u) << r.target;
   std::printf("[ attack ] oversized headers: workers RSS %llu KiB before, max %llu KiB during\n",
               static_cast<unsigned long long>(rss_before), static_cast<unsigned long long>(rss.max_kib()));
-  EXPECT_LT(rss.max_kib(), rss_before + 64 * 1024);
+  expect_rss_below(rss.max_kib(), rss_before + 64 * 1024, "worker RSS");
   expect_survived();
 }
 
@@ -1246,7 +1273,7 @@ TEST_F(AttackTest, LargeChunkedUploadToASlowBackendHasBoundedMemoryAndArrivesExa
       static_cast<unsigned long long>(n), static_cast<long long>(took),
       static_cast<double>(n) / kMiB / (static_cast<double>(std::max<int64_t>(took, 1)) / 1000.0),
       static_cast<unsigned long long>(rss_before), static_cast<unsigned long long>(rss.max_kib()));
-  EXPECT_LT(rss.max_kib(), rss_before + 32 * 1024);
+  expect_rss_below(rss.max_kib(), rss_before + 32 * 1024, "worker RSS");
   expect_survived();
 }
 
