@@ -328,10 +328,16 @@ void Http1Connection::after_request_complete() {
 }
 
 void Http1Connection::finish_exchange(bool from_input_loop) {
-  const bool keep = ex_.client_keep_alive && !close_after_response_ && !draining_ && !ctx_.draining;
+  // The response promised keep-alive (its head had no `Connection: close`).
+  const bool promised = ex_.client_keep_alive && !close_after_response_;
+  const bool drain = draining_ || ctx_.draining;
   ex_ = Exchange{};
   drop_exchange();
-  if (!keep) {
+  // A drain that began after the head went out does not break that promise:
+  // the connection is treated like an idle one at drain time (drain()): a
+  // short grace for the next request, which is answered with `Connection:
+  // close` (on_exchange_head and the local answers check the drain).
+  if (!promised) {
     start_flush_close();
     return;
   }
@@ -344,7 +350,8 @@ void Http1Connection::finish_exchange(bool from_input_loop) {
     arm_client_timer(ctx_.cfg->timeout.request_header_ms);
   } else {
     timer_mode_ = TimerMode::kIdle;
-    arm_client_timer(ctx_.cfg->timeout.proxy_idle_ms);
+    arm_client_timer(drain ? std::min(kDrainIdleGraceMs, ctx_.cfg->timeout.proxy_idle_ms)
+                           : ctx_.cfg->timeout.proxy_idle_ms);
   }
   if (!from_input_loop) process_input();
 }
