@@ -7,7 +7,8 @@
 //          when start() runs (what the h2c sniffer hands over)
 //   bit 1: small limits (1 KiB header list, 8 fields, 2 streams)
 //   bit 2: drain() after the input was delivered
-//   bits 4-7: write size = 1 << (bits % 15) bytes per write (segmentation)
+//   bits 4-7: write size = 1 << (bits % 15) bytes for the first 48 writes
+//             (segmentation), 16 KiB writes after them
 // Invariants (abort on violation): the connection reports itself closed
 // exactly once, and after the client end is closed it always does.
 #include <event2/buffer.h>
@@ -16,6 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
@@ -62,6 +64,9 @@ Fixture& fixture() {
   }();
   return *f;
 }
+
+constexpr int kSegmentedWrites = 48;
+constexpr size_t kBulkWrite = 16384;
 
 void tick_cb(evutil_socket_t, short, void*) {}
 
@@ -120,10 +125,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto conn = std::make_unique<net::Http2Connection>(ctx, net::BufferEventPtr(bev), std::move(info));
   conn->start();
 
+  // The first kSegmentedWrites writes have the chosen size, so frame headers
+  // and the preface split at every offset; the rest goes in 16 KiB writes, so
+  // that a long input costs a few dozen loop turns, not one per byte.
   const size_t chunk = size_t{1} << ((mode >> 4) % 15);
+  int writes = 0;
   int guard = 0;
   while (off < size && closed_calls == 0 && ++guard < 10000) {
-    const size_t n = size - off < chunk ? size - off : chunk;
+    const size_t step = writes++ < kSegmentedWrites ? chunk : std::max(chunk, kBulkWrite);
+    const size_t n = std::min(size - off, step);
     const ssize_t w = ::send(client, data + off, n, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (w > 0) off += static_cast<size_t>(w);
     turn(f.base);
