@@ -45,6 +45,7 @@
 #include "tests/support/backend.h"
 #include "tests/support/h2_load.h"
 #include "tests/support/harness.h"
+#include "tests/support/raw_h2.h"
 #include "tests/support/test_certs.h"
 
 namespace huginn::testing {
@@ -167,58 +168,7 @@ int status_of(std::string_view data) {
 
 // ---------------------------------------------------------------- HTTP/2 frames
 
-constexpr uint8_t kHeaders = 0x1, kRstStream = 0x3, kSettings = 0x4, kPing = 0x6, kGoaway = 0x7,
-                  kContinuation = 0x9;
-constexpr uint8_t kEndStream = 0x1, kEndHeaders = 0x4;
-constexpr uint32_t kEnhanceYourCalm = 0xb;
-const std::string kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-std::string frame(uint8_t type, uint8_t flags, uint32_t stream, std::string_view payload) {
-  std::string f;
-  const size_t n = payload.size();
-  f += static_cast<char>((n >> 16) & 0xff);
-  f += static_cast<char>((n >> 8) & 0xff);
-  f += static_cast<char>(n & 0xff);
-  f += static_cast<char>(type);
-  f += static_cast<char>(flags);
-  f += static_cast<char>((stream >> 24) & 0x7f);
-  f += static_cast<char>((stream >> 16) & 0xff);
-  f += static_cast<char>((stream >> 8) & 0xff);
-  f += static_cast<char>(stream & 0xff);
-  f.append(payload);
-  return f;
-}
-
-// HPACK integer with an N-bit prefix (RFC 7541 §5.1); `first` holds the flag bits.
-std::string hpack_int(uint8_t first, int prefix_bits, uint64_t v) {
-  const uint64_t max = (1u << prefix_bits) - 1;
-  std::string out;
-  if (v < max) {
-    out += static_cast<char>(first | v);
-    return out;
-  }
-  out += static_cast<char>(first | max);
-  v -= max;
-  while (v >= 128) {
-    out += static_cast<char>(0x80 | (v & 0x7f));
-    v >>= 7;
-  }
-  out += static_cast<char>(v);
-  return out;
-}
-
-// Literal field with a new name; `indexed` = with incremental indexing (§6.2.1), else without (§6.2.2).
-std::string hpack_literal(std::string_view name, std::string_view value, bool indexed) {
-  std::string out = indexed ? std::string(1, '\x40') : std::string(1, '\x00');
-  out += hpack_int(0, 7, name.size());
-  out.append(name);
-  out += hpack_int(0, 7, value.size());
-  out.append(value);
-  return out;
-}
-
-// :method GET, :scheme http, :path / (static table) and :authority localhost.
-std::string hpack_get_root() { return std::string("\x82\x86\x84", 3) + hpack_int(0, 4, 1) + "\x09localhost"; }
+using namespace raw_h2;  // NOLINT(google-build-using-namespace): the frame vocabulary of this file
 
 struct H2Frame {
   uint8_t type = 0;
@@ -462,14 +412,8 @@ int64_t active_connections(uint16_t metrics_port) {
 class AttackTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    rlimit rl{};
-    ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &rl), 0);
-    if (rl.rlim_cur < 4096) {
-      rl.rlim_cur = std::min<rlim_t>(4096, rl.rlim_max);
-      setrlimit(RLIMIT_NOFILE, &rl);  // inherited by the supervisor and its workers
-    }
-    ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &rl), 0);
-    if (rl.rlim_cur < 1024) GTEST_SKIP() << "RLIMIT_NOFILE " << rl.rlim_cur << " is too low for the attacks";
+    const uint64_t nofile = raise_nofile_limit(4096);  // inherited by the supervisor and its workers
+    if (nofile < 1024) GTEST_SKIP() << "RLIMIT_NOFILE " << nofile << " is too low for the attacks";
     port_ = free_port();
   }
 
@@ -548,45 +492,39 @@ class AttackTest : public ::testing::Test {
 
 // ---------------------------------------------------------------- 1. slowloris body
 
-// 120 connections send a complete head with Content-Length: 1000000 and then
-// trickle the body one byte every 2500 ms, slower than proxy_idle_ms (1000),
-// which is the inactivity limit while a body arrives: each is closed, without
-// a response, about 1 s after its last byte (its first gap).
-TEST_F(AttackTest, SlowlorisBodyIsClosedAtTheIdleTimeoutAndOthersAreServed) {
-  Backend be;
-  start(
-      "[security]\nmax_connections = 4096\n\n[timeout]\nrequest_header_ms = 2000\nproxy_idle_ms = 1000\n"
-      "shutdown_secs = 1\n",
-      be.address());
-  constexpr int kConns = 120;
-  constexpr int kTrickleMs = 2500;
+// A slow-body attacker: a POST head announcing 1,000,000 bytes and the first
+// body byte, then one byte every `trickle_ms` while the connection is open.
+struct SlowBody {
+  UniqueFd fd;
+  Clock::time_point last_send;
+  int64_t lived_after_last = -1;  // ms from its last byte to the proxy's close
+  std::string got;                // what the proxy sent (expected: nothing)
+  bool closed = false;
+  int sent = 0;  // body bytes the proxy accepted
+};
+
+void open_slow_bodies(uint16_t port, std::vector<SlowBody>& conns) {
   const std::string head = "POST /slow-body HTTP/1.1\r\nHost: slow.test\r\nContent-Length: 1000000\r\n\r\nx";
-  struct Slow {
-    UniqueFd fd;
-    Clock::time_point last_send;
-    int64_t lived_after_last = -1;
-    std::string got;
-    bool closed = false;
-    int sent = 0;
-  };
-  std::vector<Slow> conns(kConns);
-  NormalClient normal(normal_get());
-  const auto start_t = Clock::now();
   for (auto& c : conns) {
-    c.fd = dial(port_);
+    c.fd = dial(port);
     ASSERT_TRUE(c.fd);
     ASSERT_EQ(send_until_stalled(c.fd.get(), head, 1000), head.size());
     c.last_send = Clock::now();
     c.sent = 1;
   }
-  // Watch them; trickle one byte every kTrickleMs to the ones still open.
+}
+
+// Trickles to the open ones and watches for the proxy's close, until all are
+// closed or `watch_ms` passed since `start`. Returns how many are still open.
+size_t trickle_slow_bodies(std::vector<SlowBody>& conns, int trickle_ms, int watch_ms,
+                           Clock::time_point start) {
   size_t open = conns.size();
-  while (open > 0 && ms_since(start_t) < 20000) {
+  while (open > 0 && ms_since(start) < watch_ms) {
     std::vector<pollfd> pfds;
-    std::vector<Slow*> who;
+    std::vector<SlowBody*> who;
     for (auto& c : conns) {
       if (c.closed) continue;
-      if (ms_since(c.last_send) >= kTrickleMs &&
+      if (ms_since(c.last_send) >= trickle_ms &&
           ::send(c.fd.get(), "y", 1, MSG_NOSIGNAL | MSG_DONTWAIT) == 1) {
         c.last_send = Clock::now();
         ++c.sent;
@@ -609,6 +547,27 @@ TEST_F(AttackTest, SlowlorisBodyIsClosedAtTheIdleTimeoutAndOthersAreServed) {
       --open;
     }
   }
+  return open;
+}
+
+// 120 connections send a complete head with Content-Length: 1000000 and then
+// trickle the body one byte every 2500 ms, slower than proxy_idle_ms (1000),
+// which is the inactivity limit while a body arrives: each is closed, without
+// a response, about 1 s after its last byte (its first gap).
+TEST_F(AttackTest, SlowlorisBodyIsClosedAtTheIdleTimeoutAndOthersAreServed) {
+  Backend be;
+  start(
+      "[security]\nmax_connections = 4096\n\n[timeout]\nrequest_header_ms = 2000\nproxy_idle_ms = 1000\n"
+      "shutdown_secs = 1\n",
+      be.address());
+  constexpr int kConns = 120;
+  constexpr int kTrickleMs = 2500;
+  std::vector<SlowBody> conns(kConns);
+  NormalClient normal(normal_get());
+  const auto start_t = Clock::now();
+  open_slow_bodies(port_, conns);
+  if (HasFatalFailure()) return;
+  const size_t open = trickle_slow_bodies(conns, kTrickleMs, 20000, start_t);
   const int64_t took = ms_since(start_t);
   normal.stop();
   normal.expect_all_ok();
@@ -642,49 +601,12 @@ TEST_F(AttackTest, SlowlorisBodyFasterThanTheIdleTimeoutIsNotCutOff) {
   constexpr int kConns = 40;
   constexpr int kTrickleMs = 300;
   constexpr int kWatchMs = 5000;
-  const std::string head = "POST /slow-body HTTP/1.1\r\nHost: slow.test\r\nContent-Length: 1000000\r\n\r\nx";
-  struct Slow {
-    UniqueFd fd;
-    Clock::time_point last_send;
-    std::string got;
-    bool closed = false;
-    int sent = 0;
-  };
-  std::vector<Slow> conns(kConns);
+  std::vector<SlowBody> conns(kConns);
   NormalClient normal(normal_get());
   const auto start_t = Clock::now();
-  for (auto& c : conns) {
-    c.fd = dial(port_);
-    ASSERT_TRUE(c.fd);
-    ASSERT_EQ(send_until_stalled(c.fd.get(), head, 1000), head.size());
-    c.last_send = Clock::now();
-    c.sent = 1;
-  }
-  while (ms_since(start_t) < kWatchMs) {
-    std::vector<pollfd> pfds;
-    std::vector<Slow*> who;
-    for (auto& c : conns) {
-      if (c.closed) continue;
-      if (ms_since(c.last_send) >= kTrickleMs) {
-        if (::send(c.fd.get(), "y", 1, MSG_NOSIGNAL | MSG_DONTWAIT) == 1) ++c.sent;
-        c.last_send = Clock::now();
-      }
-      pfds.push_back(pollfd{c.fd.get(), POLLIN | POLLRDHUP, 0});
-      who.push_back(&c);
-    }
-    if (::poll(pfds.data(), pfds.size(), 50) <= 0) continue;
-    for (size_t i = 0; i < pfds.size(); ++i) {
-      if (pfds[i].revents == 0) continue;
-      char buf[4096];
-      const ssize_t n = ::recv(pfds[i].fd, buf, sizeof buf, MSG_DONTWAIT);
-      if (n > 0) {
-        who[i]->got.append(buf, static_cast<size_t>(n));
-        continue;
-      }
-      if (n < 0 && errno == EAGAIN) continue;
-      who[i]->closed = true;
-    }
-  }
+  open_slow_bodies(port_, conns);
+  if (HasFatalFailure()) return;
+  trickle_slow_bodies(conns, kTrickleMs, kWatchMs, start_t);
   normal.stop();
   normal.expect_all_ok();
   for (size_t i = 0; i < conns.size(); ++i) {

@@ -23,6 +23,7 @@
 
 #include "tests/support/backend.h"
 #include "tests/support/harness.h"
+#include "tests/support/raw_h2.h"
 
 namespace huginn::testing {
 namespace {
@@ -36,26 +37,9 @@ constexpr int kTrickleMs = 200;
 // CI machine may be late, never early.
 constexpr int kDeadlineMs = kHeaderTimeoutMs + 20000;
 
-std::string frame(uint8_t type, uint8_t flags, uint32_t stream, const std::string& payload) {
-  std::string f;
-  const size_t n = payload.size();
-  f += static_cast<char>((n >> 16) & 0xff);
-  f += static_cast<char>((n >> 8) & 0xff);
-  f += static_cast<char>(n & 0xff);
-  f += static_cast<char>(type);
-  f += static_cast<char>(flags);
-  f += static_cast<char>((stream >> 24) & 0x7f);
-  f += static_cast<char>((stream >> 16) & 0xff);
-  f += static_cast<char>((stream >> 8) & 0xff);
-  f += static_cast<char>(stream & 0xff);
-  return f + payload;
-}
-
-const std::string kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-constexpr uint8_t kHeaders = 0x1, kSettings = 0x4, kPing = 0x6;
-constexpr uint8_t kEndStream = 0x1;
-// HPACK, static table indexes: :method GET (2), :scheme http (6), :path / (4).
-const std::string kPartialBlock = std::string("\x82\x86\x84", 3);
+using raw_h2::frame, raw_h2::kPreface, raw_h2::kHeaders, raw_h2::kSettings, raw_h2::kPing, raw_h2::kEndStream;
+// A header block that never ends: :method GET, :scheme http, :path / and no END_HEADERS.
+const std::string& kPartialBlock = raw_h2::kGetRootNoAuthority;
 
 enum class Kind { kHttp1Trickle, kH2Ping, kH2OpenBlock };
 
@@ -71,15 +55,8 @@ struct Conn {
 class SlowlorisTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    rlimit rl{};
-    ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &rl), 0);
-    const rlim_t want = 4096;
-    if (rl.rlim_cur < want) {
-      rl.rlim_cur = std::min<rlim_t>(want, rl.rlim_max);
-      setrlimit(RLIMIT_NOFILE, &rl);  // inherited by the supervisor and its workers
-    }
-    ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &rl), 0);
-    if (rl.rlim_cur < 1500) GTEST_SKIP() << "RLIMIT_NOFILE " << rl.rlim_cur << " too low for 500 connections";
+    const uint64_t nofile = raise_nofile_limit(4096);  // inherited by the supervisor and its workers
+    if (nofile < 1500) GTEST_SKIP() << "RLIMIT_NOFILE " << nofile << " too low for 500 connections";
 
     port_ = free_port();
     const std::string toml =

@@ -6,11 +6,13 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -64,6 +66,17 @@ std::string TempDir::write(const std::string& name, const std::string& content) 
   std::string p = path_ + "/" + name;
   std::ofstream(p, std::ios::binary) << content;
   return p;
+}
+
+uint64_t raise_nofile_limit(uint64_t want) {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;
+  if (rl.rlim_cur < want) {
+    rl.rlim_cur = std::min<rlim_t>(want, rl.rlim_max);
+    setrlimit(RLIMIT_NOFILE, &rl);
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;
+  }
+  return rl.rlim_cur;
 }
 
 uint16_t free_port(const char* host) {

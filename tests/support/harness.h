@@ -34,6 +34,10 @@ uint16_t free_dual_stack_port();
 
 std::string binary_path(const std::string& rel);  // relative to the build tree
 
+// Raises the soft RLIMIT_NOFILE to `want` where the hard limit allows (processes
+// spawned afterwards inherit it) and returns the soft limit now in force.
+uint64_t raise_nofile_limit(uint64_t want);
+
 class Process {
  public:
   // stdout and stderr go to `log_path`.

@@ -8,7 +8,6 @@
 #include <sys/socket.h>
 
 #include <algorithm>
-#include <csignal>
 #include <cstring>
 #include <future>
 
@@ -194,10 +193,9 @@ struct H2cBackend::Conn {
 };
 
 H2cBackend::H2cBackend() {
-  // libevent writes with writev(): a write to a connection the proxy side
-  // just closed (a cancelled exchange) raises SIGPIPE, which would kill the
-  // whole test binary. The worker ignores SIGPIPE for the same reason.
-  std::signal(SIGPIPE, SIG_IGN);
+  // SIGPIPE is ignored by the test binaries' main() (tests/support/test_main.cpp):
+  // libevent writes with writev(), and a cancelled exchange may close the
+  // connection under a write.
   static const int threads_ok = evthread_use_pthreads();
   (void)threads_ok;
   base_ = event_base_new();

@@ -72,18 +72,34 @@ void probe_event_cb(bufferevent*, short what, void* arg) {
   if (what & BEV_EVENT_EOF) static_cast<ReadProbe*>(arg)->eof = true;
 }
 
-TEST(BulkIo, ReadMoreDrainsTheSocketInFewCallbacksAndLeavesEofToLibevent) {
-  BasePtr base(event_base_new());
-  Pair p;
-  ASSERT_GE(p.ours, 0);
-  BufferEventPtr bev(bufferevent_socket_new(base.get(), p.ours, BEV_OPT_CLOSE_ON_FREE));
+// A socketpair with large buffers: `ours` is owned by the bufferevent under
+// test, `peer` is the test's end. One event base per test.
+class BulkIo : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(base_);
+    ASSERT_GE(pair_.ours, 0);
+    bev_.reset(bufferevent_socket_new(base_.get(), pair_.ours, BEV_OPT_CLOSE_ON_FREE));
+    ASSERT_TRUE(bev_);
+  }
+  bufferevent* bev() const { return bev_.get(); }
+  int peer() const { return pair_.peer; }
+  int ours() const { return pair_.ours; }
+  void loop_once() { event_base_loop(base_.get(), EVLOOP_NONBLOCK); }
+
+  BasePtr base_{event_base_new()};
+  Pair pair_;
+  BufferEventPtr bev_;
+};
+
+TEST_F(BulkIo, ReadMoreDrainsTheSocketInFewCallbacksAndLeavesEofToLibevent) {
   ReadProbe probe;
-  bufferevent_setcb(bev.get(), &probe_read_cb, nullptr, &probe_event_cb, &probe);
-  bufferevent_enable(bev.get(), EV_READ);
+  bufferevent_setcb(bev(), &probe_read_cb, nullptr, &probe_event_cb, &probe);
+  bufferevent_enable(bev(), EV_READ);
   constexpr size_t kTotal = 1 << 20;
-  ASSERT_EQ(send_all(p.peer, kTotal), kTotal);
-  shutdown(p.peer, SHUT_WR);
-  for (int i = 0; i < 1000 && !probe.eof; ++i) event_base_loop(base.get(), EVLOOP_ONCE);
+  ASSERT_EQ(send_all(peer(), kTotal), kTotal);
+  shutdown(peer(), SHUT_WR);
+  for (int i = 0; i < 1000 && !probe.eof; ++i) event_base_loop(base_.get(), EVLOOP_ONCE);
   EXPECT_TRUE(probe.eof);
   EXPECT_EQ(probe.total, kTotal);
   // libevent alone needs 256 callbacks (4 KiB each); with read_more one per
@@ -91,27 +107,23 @@ TEST(BulkIo, ReadMoreDrainsTheSocketInFewCallbacksAndLeavesEofToLibevent) {
   EXPECT_LE(probe.callbacks, static_cast<int>(kTotal / kReadHigh) + 2) << probe.callbacks;
 }
 
-TEST(BulkIo, ReadMoreStopsAtTheLimitAndDoesNothingForSmallReads) {
-  BasePtr base(event_base_new());
-  Pair p;
-  ASSERT_GE(p.ours, 0);
-  BufferEventPtr bev(bufferevent_socket_new(base.get(), p.ours, BEV_OPT_CLOSE_ON_FREE));
+TEST_F(BulkIo, ReadMoreStopsAtTheLimitAndDoesNothingForSmallReads) {
   // A small message: libevent's read took it all, nothing more is tried.
-  ASSERT_EQ(send(p.peer, "hello", 5, 0), 5);
-  evbuffer* in = bufferevent_get_input(bev.get());
+  ASSERT_EQ(send(peer(), "hello", 5, 0), 5);
+  evbuffer* in = bufferevent_get_input(bev());
   evbuffer_unfreeze(in, 0);
-  ASSERT_EQ(evbuffer_read(in, p.ours, 4096), 5);
+  ASSERT_EQ(evbuffer_read(in, ours(), 4096), 5);
   evbuffer_freeze(in, 0);
-  EXPECT_EQ(read_more(bev.get(), kReadHigh), ReadMore::kNotApplicable);
+  EXPECT_EQ(read_more(bev(), kReadHigh), ReadMore::kNotApplicable);
   // A full step followed by more than the limit: stops at the limit.
-  ASSERT_EQ(send_all(p.peer, 300 * 1024), 300u * 1024);
+  ASSERT_EQ(send_all(peer(), 300 * 1024), 300u * 1024);
   evbuffer_unfreeze(in, 0);
-  ASSERT_EQ(evbuffer_read(in, p.ours, 4096), 4096);
+  ASSERT_EQ(evbuffer_read(in, ours(), 4096), 4096);
   evbuffer_freeze(in, 0);
-  EXPECT_EQ(read_more(bev.get(), 100 * 1024), ReadMore::kLimit);
+  EXPECT_EQ(read_more(bev(), 100 * 1024), ReadMore::kLimit);
   EXPECT_EQ(evbuffer_get_length(in), 100u * 1024);
   // The rest, then the socket is empty.
-  EXPECT_EQ(read_more(bev.get(), 1 << 20), ReadMore::kWouldBlock);
+  EXPECT_EQ(read_more(bev(), 1 << 20), ReadMore::kWouldBlock);
   EXPECT_EQ(evbuffer_get_length(in), 5u + 300 * 1024);
   // The input's end is frozen again, as libevent expects.
   EXPECT_EQ(evbuffer_add(in, "x", 1), -1);
@@ -139,78 +151,66 @@ size_t drain_peer(int fd) {
   return n;
 }
 
-TEST(BulkIo, PumpWritesWithoutEnablingTheWriteEventAndCallsTheWriteCallback) {
-  BasePtr base(event_base_new());
-  Pair p;
-  ASSERT_GE(p.ours, 0);
-  BufferEventPtr bev(bufferevent_socket_new(base.get(), p.ours, BEV_OPT_CLOSE_ON_FREE));
+TEST_F(BulkIo, PumpWritesWithoutEnablingTheWriteEventAndCallsTheWriteCallback) {
   OutputPump pump;
   WriteProbe probe{0, &pump};
-  bufferevent_setcb(bev.get(), nullptr, &probe_write_cb, nullptr, &probe);
-  bufferevent_enable(bev.get(), EV_READ | EV_WRITE);
-  ASSERT_TRUE(pump.attach(base.get(), bev.get(), &probe_write_cb, &probe));
-  EXPECT_EQ(bufferevent_get_enabled(bev.get()) & EV_WRITE, 0);
+  bufferevent_setcb(bev(), nullptr, &probe_write_cb, nullptr, &probe);
+  bufferevent_enable(bev(), EV_READ | EV_WRITE);
+  ASSERT_TRUE(pump.attach(base_.get(), bev(), &probe_write_cb, &probe));
+  EXPECT_EQ(bufferevent_get_enabled(bev()) & EV_WRITE, 0);
   for (int round = 0; round < 3; ++round) {
-    evbuffer_add(bufferevent_get_output(bev.get()), "response", 8);
-    EXPECT_EQ(bufferevent_get_enabled(bev.get()) & EV_WRITE, 0);  // no write interest armed
-    event_base_loop(base.get(), EVLOOP_NONBLOCK);
-    EXPECT_EQ(out_len(bev.get()), 0u);
-    EXPECT_EQ(drain_peer(p.peer), 8u);
+    evbuffer_add(bufferevent_get_output(bev()), "response", 8);
+    EXPECT_EQ(bufferevent_get_enabled(bev()) & EV_WRITE, 0);  // no write interest armed
+    loop_once();
+    EXPECT_EQ(out_len(bev()), 0u);
+    EXPECT_EQ(drain_peer(peer()), 8u);
     EXPECT_EQ(probe.callbacks, round + 1);
   }
-  EXPECT_EQ(bufferevent_get_enabled(bev.get()) & EV_WRITE, 0);
+  EXPECT_EQ(bufferevent_get_enabled(bev()) & EV_WRITE, 0);
 }
 
-TEST(BulkIo, PumpHandsAShortWriteToLibeventAndTakesOverAgainWhenEmpty) {
-  BasePtr base(event_base_new());
-  Pair p;
-  ASSERT_GE(p.ours, 0);
+TEST_F(BulkIo, PumpHandsAShortWriteToLibeventAndTakesOverAgainWhenEmpty) {
   int small = 16 * 1024;
-  setsockopt(p.peer, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-  setsockopt(p.ours, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
-  BufferEventPtr bev(bufferevent_socket_new(base.get(), p.ours, BEV_OPT_CLOSE_ON_FREE));
+  setsockopt(peer(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  setsockopt(ours(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
   OutputPump pump;
   WriteProbe probe{0, &pump};
-  bufferevent_setcb(bev.get(), nullptr, &probe_write_cb, nullptr, &probe);
-  bufferevent_setwatermark(bev.get(), EV_WRITE, 0, 0);
-  ASSERT_TRUE(pump.attach(base.get(), bev.get(), &probe_write_cb, &probe));
+  bufferevent_setcb(bev(), nullptr, &probe_write_cb, nullptr, &probe);
+  bufferevent_setwatermark(bev(), EV_WRITE, 0, 0);
+  ASSERT_TRUE(pump.attach(base_.get(), bev(), &probe_write_cb, &probe));
   const std::string big(2 << 20, 'y');
-  evbuffer_add(bufferevent_get_output(bev.get()), big.data(), big.size());
-  event_base_loop(base.get(), EVLOOP_NONBLOCK);
+  evbuffer_add(bufferevent_get_output(bev()), big.data(), big.size());
+  loop_once();
   // The socket took part of it: libevent owns the rest, under its write event.
-  EXPECT_GT(out_len(bev.get()), 0u);
-  EXPECT_NE(bufferevent_get_enabled(bev.get()) & EV_WRITE, 0);
+  EXPECT_GT(out_len(bev()), 0u);
+  EXPECT_NE(bufferevent_get_enabled(bev()) & EV_WRITE, 0);
   EXPECT_EQ(probe.callbacks, 0);
   size_t got = 0;
   for (int i = 0; i < 10000 && got < big.size(); ++i) {
-    got += drain_peer(p.peer);
-    event_base_loop(base.get(), EVLOOP_NONBLOCK);
+    got += drain_peer(peer());
+    loop_once();
   }
-  got += drain_peer(p.peer);
+  got += drain_peer(peer());
   EXPECT_EQ(got, big.size());
-  EXPECT_EQ(out_len(bev.get()), 0u);
+  EXPECT_EQ(out_len(bev()), 0u);
   EXPECT_GE(probe.callbacks, 1);
-  EXPECT_EQ(bufferevent_get_enabled(bev.get()) & EV_WRITE, 0);  // back with the pump
+  EXPECT_EQ(bufferevent_get_enabled(bev()) & EV_WRITE, 0);  // back with the pump
   // And the next response goes straight out again.
-  evbuffer_add(bufferevent_get_output(bev.get()), "next", 4);
-  event_base_loop(base.get(), EVLOOP_NONBLOCK);
-  EXPECT_EQ(drain_peer(p.peer), 4u);
+  evbuffer_add(bufferevent_get_output(bev()), "next", 4);
+  loop_once();
+  EXPECT_EQ(drain_peer(peer()), 4u);
 }
 
-TEST(BulkIo, PumpDetachGivesQueuedBytesBackToLibevent) {
-  BasePtr base(event_base_new());
-  Pair p;
-  ASSERT_GE(p.ours, 0);
-  BufferEventPtr bev(bufferevent_socket_new(base.get(), p.ours, BEV_OPT_CLOSE_ON_FREE));
+TEST_F(BulkIo, PumpDetachGivesQueuedBytesBackToLibevent) {
   OutputPump pump;
   WriteProbe probe{0, &pump};
-  ASSERT_TRUE(pump.attach(base.get(), bev.get(), &probe_write_cb, &probe));
-  evbuffer_add(bufferevent_get_output(bev.get()), "queued", 6);
+  ASSERT_TRUE(pump.attach(base_.get(), bev(), &probe_write_cb, &probe));
+  evbuffer_add(bufferevent_get_output(bev()), "queued", 6);
   pump.detach();  // before the deferred flush ran
   EXPECT_FALSE(pump.attached());
-  EXPECT_NE(bufferevent_get_enabled(bev.get()) & EV_WRITE, 0);
-  event_base_loop(base.get(), EVLOOP_NONBLOCK);
-  EXPECT_EQ(drain_peer(p.peer), 6u);
+  EXPECT_NE(bufferevent_get_enabled(bev()) & EV_WRITE, 0);
+  loop_once();
+  EXPECT_EQ(drain_peer(peer()), 6u);
   EXPECT_EQ(probe.callbacks, 0);
 }
 
