@@ -55,17 +55,19 @@ worker::http1::Headers browser_request() {
 
 // A curl/OpenSSL 3 client over TLS with h2, from the oracle captures.
 worker::proxy::ConnectionFingerprints fingerprints() {
-  worker::proxy::ConnectionFingerprints f;
-  f.ja4 = "t13d3112h2_e8f1e7e78f70_6bebaf5329ac";
-  f.ja4_r =
+  using K = worker::proxy::ConnectionFingerprints;
+  K f;
+  f.set(K::kJa4, "t13d3112h2_e8f1e7e78f70_6bebaf5329ac");
+  const std::string_view ja4_r =
       "t13d3112h2_002f,0033,0035,0039,003c,003d,0067,006b,009c,009d,009e,009f,00ff,1301,1302,1303,"
       "c009,c00a,c013,c014,c023,c024,c027,c028,c02b,c02c,c02f,c030,cca8,cca9,ccaa_000a,000b,000d,"
       "0015,0016,0017,002b,002d,0031,0033_0403,0503,0603,0807,0808,0809,080a,080b,0804,0805,0806,"
       "0401,0501,0601,0303,0203,0301,0201,0302,0202,0402,0502,0602";
-  f.ja4_o = "t13d3112h2_ea8c8a4d5e9a_7f6e9d8b7a6c";
-  f.ja4_or = *f.ja4_r;
-  f.akamai = "2:0;3:100;4:10485760|1048510465|0|m,s,a,p";
-  f.tcp = "4:64+0:0:65495:mss*10,7:mss,sok,ts,nop,ws:df,id+:0";
+  f.set(K::kJa4R, ja4_r);
+  f.set(K::kJa4O, "t13d3112h2_ea8c8a4d5e9a_7f6e9d8b7a6c");
+  f.set(K::kJa4Or, ja4_r);
+  f.set(K::kAkamai, "2:0;3:100;4:10485760|1048510465|0|m,s,a,p");
+  f.set(K::kTcp, "4:64+0:0:65495:mss*10,7:mss,sok,ts,nop,ws:df,id+:0");
   return f;
 }
 

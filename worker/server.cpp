@@ -203,7 +203,7 @@ void Server::Impl::dispatch(net::AcceptedClient c) {
     // address and port can be the client's SYN (kNoSocket).
     auto fields = c.proxied ? syn->resolve(syn::TcpSynResolver::kNoSocket, *c.proxied, c.accepted_ns)
                             : syn->resolve(fd, c.peer, c.accepted_ns);
-    if (fields) c.info.fingerprints.tcp = fp::p0f_raw_sig(*fields);
+    if (fields) c.info.fingerprints.set(proxy::ConnectionFingerprints::kTcp, fp::p0f_raw_sig(*fields));
     if (ctx.metrics) ctx.metrics->syn_lookup(fields.has_value());
   }
   int one = 1;

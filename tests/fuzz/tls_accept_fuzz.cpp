@@ -125,7 +125,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       [&](huginn::worker::net::BufferEventPtr bev, huginn::worker::net::ClientInfo got) {
         ++callbacks;
         check(bev != nullptr && got.tls);
-        if (got.fingerprints.ja4) check(got.fingerprints.ja4->size() == 36);
+        if (const auto ja4 = got.fingerprints.get(huginn::worker::proxy::ConnectionFingerprints::kJa4))
+          check(ja4->size() == 36);
       },
       [&](const std::string& reason) {
         ++callbacks;

@@ -213,9 +213,9 @@ void AccessEntry::finish(WorkerContext& ctx, const ClientInfo& info) {
   r.tls_version = info.tls_version;
   r.sni = info.sni;
   const auto& fp = info.fingerprints;
-  if (fp.ja4) r.ja4 = *fp.ja4;
-  if (fp.akamai) r.akamai = *fp.akamai;
-  if (fp.tcp) r.tcp = *fp.tcp;
+  if (const auto v = fp.get(proxy::ConnectionFingerprints::kJa4)) r.ja4 = *v;
+  if (const auto v = fp.get(proxy::ConnectionFingerprints::kAkamai)) r.akamai = *v;
+  if (const auto v = fp.get(proxy::ConnectionFingerprints::kTcp)) r.tcp = *v;
   ctx.access_log->write(format_access(r, ctx.access_log->format()));
 }
 

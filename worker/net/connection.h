@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "common/config/model.h"
 #include "worker/proxy/header_rewrite.h"
@@ -20,9 +21,11 @@ struct ClientInfo {
   const config::Domain* sni_domain = nullptr;  // domain whose certificate SNI selected; null = default cert
   std::string cert_path;                       // effective certificate path of the handshake
   std::string alpn;                            // negotiated ALPN ("h2", "http/1.1" or empty)
-  std::string tls_version;                     // "TLSv1.3", ...
-  std::string cipher;                          // OpenSSL cipher name
-  std::string client_subject;                  // verified client certificate subject (mTLS), one line
+  // OpenSSL's own static names (SSL_get_version, SSL_CIPHER_get_name): valid
+  // for the life of the process, so not copied into every connection.
+  std::string_view tls_version;  // "TLSv1.3", ...
+  std::string_view cipher;       // OpenSSL cipher name
+  std::string client_subject;    // verified client certificate subject (mTLS), one line
   proxy::ConnectionFingerprints
       fingerprints;  // JA4 family / TCP set before start(); Akamai by the h2 session
 };

@@ -343,7 +343,8 @@ void Http2Connection::maybe_close() {
 void Http2Connection::close() {
   if (closed_) return;
   closed_ = true;
-  if (ctx_.metrics && akamai_on_ && !info_.fingerprints.akamai) ctx_.metrics->http2_fingerprint(false);
+  if (ctx_.metrics && akamai_on_ && !info_.fingerprints.has(proxy::ConnectionFingerprints::kAkamai))
+    ctx_.metrics->http2_fingerprint(false);
   for (auto& s : streams_) {
     if (s->ex) s->ex->cancel();
     s->access.finish(ctx_, info_);  // cut short: 499, or the status and bytes so far
@@ -678,10 +679,11 @@ ssize_t Http2Connection::read_body(nghttp2_session*, int32_t, uint8_t* buf, size
 
 void Http2Connection::fix_fingerprint(int32_t stream_id) {
   akamai_.on_headers(static_cast<uint32_t>(stream_id), akamai_pseudo_);
-  info_.fingerprints.akamai = akamai_.value();
+  info_.fingerprints.set(proxy::ConnectionFingerprints::kAkamai, akamai_.value());
   if (ctx_.metrics) ctx_.metrics->http2_fingerprint(true);
   akamai_pseudo_.clear();
-  HLOG_DEBUG("client %s: akamai %s", info_.peer_ip.c_str(), info_.fingerprints.akamai->c_str());
+  const std::string_view akamai = info_.fingerprints.get(proxy::ConnectionFingerprints::kAkamai).value_or("");
+  HLOG_DEBUG("client %s: akamai %.*s", info_.peer_ip.c_str(), static_cast<int>(akamai.size()), akamai.data());
 }
 
 void Http2Connection::request_settled(Stream& s) {

@@ -28,7 +28,7 @@ bool TlsStage::start() {
         if (ctx_.metrics) {
           ctx_.metrics->tls_handshake(info.tls_version, info.cipher);
           if (ctx_.cfg->fingerprint.tls_enabled)
-            ctx_.metrics->tls_fingerprint(info.fingerprints.ja4.has_value());
+            ctx_.metrics->tls_fingerprint(info.fingerprints.has(proxy::ConnectionFingerprints::kJa4));
         }
         const bool h2 = info.alpn == "h2";
         ctx_.start_http(std::move(bev), std::move(info), h2);

@@ -88,6 +88,24 @@ bool is_well_formed_xff(std::string_view value) {
   }
 }
 
+void ConnectionFingerprints::set(Kind k, std::string_view value) {
+  if (value.size() > UINT16_MAX) value = {};
+  // Rebuilt exactly sized: set a handful of times per connection, kept for its life.
+  std::string next;
+  next.reserve(values_.size() - len_[k] + value.size());
+  std::array<uint16_t, kKinds> off{}, len{};
+  for (uint8_t i = 0; i < kKinds; ++i) {
+    const std::string_view v = i == k ? value : std::string_view(values_).substr(off_[i], len_[i]);
+    off[i] = static_cast<uint16_t>(next.size());
+    len[i] = static_cast<uint16_t>(v.size());
+    next.append(v);
+  }
+  if (next.size() > UINT16_MAX) return;  // offsets would not fit: keep the old values
+  values_ = std::move(next);
+  off_ = off;
+  len_ = len;
+}
+
 void apply_header_ops(Headers& headers, const config::HeaderOps& ops) {
   for (const auto& name : ops.remove) erase_named(headers, name);
   for (const auto& add : ops.add) set_header(headers, add.name, add.value);
@@ -152,11 +170,12 @@ Headers rewrite_request(const Headers& in, const RequestContext& ctx) {
                         : (ctx.domain && ctx.domain->fingerprinting ? *ctx.domain->fingerprinting : true);
   if (gate && ctx.fingerprints != nullptr) {
     const auto& f = *ctx.fingerprints;
-    const std::pair<const std::string*, const std::optional<std::string>*> inject[] = {
-        {&fh.ja4, &f.ja4},       {&fh.ja4_r, &f.ja4_r},   {&fh.ja4_o, &f.ja4_o},
-        {&fh.ja4_or, &f.ja4_or}, {&fh.akamai, &f.akamai}, {&fh.tcp, &f.tcp}};
-    for (const auto& [name, value] : inject)
-      if (*value && !(*value)->empty()) out.push_back(Header{*name, **value});
+    using K = ConnectionFingerprints;
+    const std::pair<const std::string*, K::Kind> inject[] = {
+        {&fh.ja4, K::kJa4},      {&fh.ja4_r, K::kJa4R},    {&fh.ja4_o, K::kJa4O},
+        {&fh.ja4_or, K::kJa4Or}, {&fh.akamai, K::kAkamai}, {&fh.tcp, K::kTcp}};
+    for (const auto& [name, kind] : inject)
+      if (const auto value = f.get(kind)) out.push_back(Header{*name, std::string(*value)});
   }
 
   // 4. X-Forwarded-*

@@ -274,10 +274,11 @@ bool Acceptor::process_hello() {
     case fp::ClientHelloParse::Status::kOk:
       if (opts_.compute_ja4) {
         fp::Ja4Set j = fp::compute_ja4(p.hello);
-        info_.fingerprints.ja4 = std::move(j.ja4);
-        info_.fingerprints.ja4_r = std::move(j.ja4_r);
-        info_.fingerprints.ja4_o = std::move(j.ja4_o);
-        info_.fingerprints.ja4_or = std::move(j.ja4_or);
+        using K = proxy::ConnectionFingerprints;
+        info_.fingerprints.set(K::kJa4, j.ja4);
+        info_.fingerprints.set(K::kJa4R, j.ja4_r);
+        info_.fingerprints.set(K::kJa4O, j.ja4_o);
+        info_.fingerprints.set(K::kJa4Or, j.ja4_or);
       }
       break;
     case fp::ClientHelloParse::Status::kError:
@@ -350,7 +351,7 @@ void Acceptor::succeed() {
   info.alpn = alpn != nullptr ? std::string(reinterpret_cast<const char*>(alpn), alpn_len) : std::string();
   info.tls_version = SSL_get_version(ssl);
   const SSL_CIPHER* cipher = SSL_get_current_cipher(ssl);
-  info.cipher = cipher != nullptr ? SSL_CIPHER_get_name(cipher) : "";
+  info.cipher = cipher != nullptr ? std::string_view(SSL_CIPHER_get_name(cipher)) : std::string_view();
   if (selection_.mtls) {
     X509* peer = SSL_get0_peer_certificate(ssl);
     if (peer == nullptr || SSL_get_verify_result(ssl) != X509_V_OK) {

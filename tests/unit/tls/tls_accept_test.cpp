@@ -68,11 +68,12 @@ void expect_ja4_of(const ClientResult& r, const net::ClientInfo& info) {
   const fp::ClientHelloParse p = fp::parse_client_hello(r.first_flight.data(), r.first_flight.size());
   ASSERT_EQ(p.status, fp::ClientHelloParse::Status::kOk) << p.error;
   const fp::Ja4Set j = fp::compute_ja4(p.hello);
-  ASSERT_TRUE(info.fingerprints.ja4.has_value());
-  EXPECT_EQ(*info.fingerprints.ja4, j.ja4);
-  EXPECT_EQ(*info.fingerprints.ja4_r, j.ja4_r);
-  EXPECT_EQ(*info.fingerprints.ja4_o, j.ja4_o);
-  EXPECT_EQ(*info.fingerprints.ja4_or, j.ja4_or);
+  using K = proxy::ConnectionFingerprints;
+  ASSERT_TRUE(info.fingerprints.has(K::kJa4));
+  EXPECT_EQ(info.fingerprints.get(K::kJa4), j.ja4);
+  EXPECT_EQ(info.fingerprints.get(K::kJa4R), j.ja4_r);
+  EXPECT_EQ(info.fingerprints.get(K::kJa4O), j.ja4_o);
+  EXPECT_EQ(info.fingerprints.get(K::kJa4Or), j.ja4_or);
 }
 
 // ------------------------------------------------------------ basics
@@ -96,7 +97,7 @@ TEST_F(TlsTest, HandshakeFillsClientInfoAndJa4) {
   EXPECT_EQ(c->info.cipher, r.cipher);
   EXPECT_TRUE(c->info.client_subject.empty());
   expect_ja4_of(r, c->info);
-  EXPECT_EQ(c->info.fingerprints.ja4->substr(0, 4), "t13d");
+  EXPECT_EQ(c->info.fingerprints.get(proxy::ConnectionFingerprints::kJa4).value_or("").substr(0, 4), "t13d");
 }
 
 TEST_F(TlsTest, Ja4OnlyWhenAsked) {
@@ -106,8 +107,8 @@ TEST_F(TlsTest, Ja4OnlyWhenAsked) {
   const ClientResult r = connect_and_run(srv, client());
   ASSERT_TRUE(r.handshake_ok) << r.error;
   ASSERT_TRUE(srv.last()->done);
-  EXPECT_FALSE(srv.last()->info.fingerprints.ja4.has_value());
-  EXPECT_FALSE(srv.last()->info.fingerprints.ja4_or.has_value());
+  EXPECT_FALSE(srv.last()->info.fingerprints.has(proxy::ConnectionFingerprints::kJa4));
+  EXPECT_FALSE(srv.last()->info.fingerprints.has(proxy::ConnectionFingerprints::kJa4Or));
 }
 
 TEST_F(TlsTest, ClientHelloOneBytePerSegment) {

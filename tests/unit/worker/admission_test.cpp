@@ -88,7 +88,7 @@ TEST_F(AdmissionTest, RequestContextCarriesTheClientFacts) {
   c.peer_ip = "192.0.2.7";
   c.local_port = 443;
   c.tls = true;
-  c.fingerprints.ja4 = "t13d";
+  c.fingerprints.set(ConnectionFingerprints::kJa4, "t13d");
   const auto d = decision(Router::Outcome::kRouted, false);
   const RequestContext rc = request_context(cfg, d, c, "h.test");
   EXPECT_EQ(rc.cfg, &cfg);

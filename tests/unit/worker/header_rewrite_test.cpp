@@ -122,13 +122,49 @@ TEST(HeaderRewrite, SpoofedFingerprintsStrippedAndReported) {
   EXPECT_TRUE(values(rewrite_request({{"Accept", "x"}}, f.ctx), "x-fingerprint-spoofing-detected").empty());
 }
 
+TEST(ConnectionFingerprints, ValuesAreSetReplacedAndClearedIndependently) {
+  using K = ConnectionFingerprints;
+  K f;
+  for (uint8_t k = 0; k < K::kKinds; ++k) EXPECT_FALSE(f.has(static_cast<K::Kind>(k)));
+  f.set(K::kTcp, "4:64+0:0:1460:mss*44,7:mss,sok,ts,nop,ws:df,id+:0");
+  f.set(K::kJa4, "t13d1516h2_8daaf6152771_e5627efa2ab1");
+  f.set(K::kJa4Or, std::string(700, 'r'));
+  f.set(K::kAkamai, "1:65536|15663105|0|m,a,s,p");
+  EXPECT_EQ(f.get(K::kTcp), "4:64+0:0:1460:mss*44,7:mss,sok,ts,nop,ws:df,id+:0");
+  EXPECT_EQ(f.get(K::kJa4), "t13d1516h2_8daaf6152771_e5627efa2ab1");
+  EXPECT_EQ(f.get(K::kJa4Or), std::string(700, 'r'));
+  EXPECT_EQ(f.get(K::kAkamai), "1:65536|15663105|0|m,a,s,p");
+  EXPECT_FALSE(f.get(K::kJa4R).has_value());
+  // Replacing one value (shorter, then longer) leaves the others intact.
+  f.set(K::kJa4, "x");
+  f.set(K::kTcp, std::string(300, 't'));
+  EXPECT_EQ(f.get(K::kJa4), "x");
+  EXPECT_EQ(f.get(K::kTcp), std::string(300, 't'));
+  EXPECT_EQ(f.get(K::kJa4Or), std::string(700, 'r'));
+  EXPECT_EQ(f.get(K::kAkamai), "1:65536|15663105|0|m,a,s,p");
+  // Empty clears; a value longer than 65,535 bytes is not stored.
+  f.set(K::kAkamai, "");
+  EXPECT_FALSE(f.has(K::kAkamai));
+  f.set(K::kJa4O, std::string(70000, 'o'));
+  EXPECT_FALSE(f.has(K::kJa4O));
+  EXPECT_EQ(f.get(K::kJa4Or), std::string(700, 'r'));
+  // The totals may not pass 65,535 bytes either: the old values stay.
+  f.set(K::kJa4R, std::string(65000, 'a'));
+  EXPECT_FALSE(f.has(K::kJa4R));
+  EXPECT_EQ(f.get(K::kJa4), "x");
+  const K copy = f;
+  EXPECT_EQ(copy.get(K::kTcp), std::string(300, 't'));
+}
+
 TEST(HeaderRewrite, RenamedFingerprintHeadersAndInjection) {
   Fixture f;
   f.cfg.fingerprint.headers.tcp = "x-p0f";
-  f.fps.tcp = "4:64+0:0:1460:mss*44,7:mss,sok,ts,nop,ws:df,id+:0";
-  f.fps.ja4 = "";  // empty values are never injected
+  const std::string tcp = "4:64+0:0:1460:mss*44,7:mss,sok,ts,nop,ws:df,id+:0";
+  f.fps.set(ConnectionFingerprints::kTcp, tcp);
+  f.fps.set(ConnectionFingerprints::kJa4, "");  // an empty value is absent: never injected
+  EXPECT_FALSE(f.fps.has(ConnectionFingerprints::kJa4));
   Headers out = rewrite_request({{"X-P0F", "fake"}}, f.ctx);
-  EXPECT_EQ(values(out, "x-p0f"), std::vector<std::string>{*f.fps.tcp});
+  EXPECT_EQ(values(out, "x-p0f"), std::vector<std::string>{tcp});
   EXPECT_EQ(values(out, "x-fingerprint-spoofing-detected"), std::vector<std::string>{"x-p0f"});
   EXPECT_TRUE(values(out, "x-huginn-net-ja4").empty());
   // fingerprinting = false on the route: stripped, not injected.
