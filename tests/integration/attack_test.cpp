@@ -407,6 +407,64 @@ int64_t active_connections(uint16_t metrics_port) {
   return std::strtoll(r.body.c_str() + at + key.size(), nullptr, 10);
 }
 
+// A slow-body attacker: a POST head announcing 1,000,000 bytes and the first
+// body byte, then one byte every `trickle_ms` while the connection is open.
+struct SlowBody {
+  UniqueFd fd;
+  Clock::time_point last_send;
+  int64_t lived_after_last = -1;  // ms from its last byte to the proxy's close
+  std::string got;                // what the proxy sent (expected: nothing)
+  bool closed = false;
+  int sent = 0;  // body bytes the proxy accepted
+};
+
+void open_slow_bodies(uint16_t port, std::vector<SlowBody>& conns) {
+  const std::string head = "POST /slow-body HTTP/1.1\r\nHost: slow.test\r\nContent-Length: 1000000\r\n\r\nx";
+  for (auto& c : conns) {
+    c.fd = dial(port);
+    ASSERT_TRUE(c.fd);
+    ASSERT_EQ(send_until_stalled(c.fd.get(), head, 1000), head.size());
+    c.last_send = Clock::now();
+    c.sent = 1;
+  }
+}
+
+// Trickles to the open ones and watches for the proxy's close, until all are
+// closed or `watch_ms` passed since `start`. Returns how many are still open.
+size_t trickle_slow_bodies(std::vector<SlowBody>& conns, int trickle_ms, int watch_ms,
+                           Clock::time_point start) {
+  size_t open = conns.size();
+  while (open > 0 && ms_since(start) < watch_ms) {
+    std::vector<pollfd> pfds;
+    std::vector<SlowBody*> who;
+    for (auto& c : conns) {
+      if (c.closed) continue;
+      if (ms_since(c.last_send) >= trickle_ms &&
+          ::send(c.fd.get(), "y", 1, MSG_NOSIGNAL | MSG_DONTWAIT) == 1) {
+        c.last_send = Clock::now();
+        ++c.sent;
+      }
+      pfds.push_back(pollfd{c.fd.get(), POLLIN | POLLRDHUP, 0});
+      who.push_back(&c);
+    }
+    if (::poll(pfds.data(), pfds.size(), 50) <= 0) continue;
+    for (size_t i = 0; i < pfds.size(); ++i) {
+      if (pfds[i].revents == 0) continue;
+      char buf[4096];
+      const ssize_t n = ::recv(pfds[i].fd, buf, sizeof buf, MSG_DONTWAIT);
+      if (n > 0) {
+        who[i]->got.append(buf, static_cast<size_t>(n));
+        continue;
+      }
+      if (n < 0 && errno == EAGAIN) continue;
+      who[i]->closed = true;
+      who[i]->lived_after_last = ms_since(who[i]->last_send);
+      --open;
+    }
+  }
+  return open;
+}
+
 // ---------------------------------------------------------------- the fixture
 
 class AttackTest : public ::testing::Test {
@@ -480,6 +538,24 @@ class AttackTest : public ::testing::Test {
     EXPECT_EQ(get(clear_port_ != 0 ? clear_port_ : port_, "/after"), 200);
   }
 
+  // The slow-body attack: the proxy started with `timeouts` (lines of its
+  // [timeout] section) in front of `be`, the attackers trickling every
+  // `trickle_ms` until all were closed or `watch_ms` passed, while a normal
+  // client is served (checked here). Returns how many are still open.
+  size_t slow_body_attack(const Backend& be, const std::string& timeouts, std::vector<SlowBody>& conns,
+                          int trickle_ms, int watch_ms, int64_t* took_ms) {
+    start("[security]\nmax_connections = 4096\n\n[timeout]\n" + timeouts, be.address());
+    NormalClient normal(normal_get());
+    const auto start_t = Clock::now();
+    open_slow_bodies(port_, conns);
+    if (::testing::Test::HasFatalFailure()) return conns.size();
+    const size_t open = trickle_slow_bodies(conns, trickle_ms, watch_ms, start_t);
+    *took_ms = ms_since(start_t);
+    normal.stop();
+    normal.expect_all_ok();
+    return open;
+  }
+
   uint64_t workers_rss_kib() const { return RssSampler::total(workers_); }
 
   TempDir dir_;
@@ -492,85 +568,19 @@ class AttackTest : public ::testing::Test {
 
 // ---------------------------------------------------------------- 1. slowloris body
 
-// A slow-body attacker: a POST head announcing 1,000,000 bytes and the first
-// body byte, then one byte every `trickle_ms` while the connection is open.
-struct SlowBody {
-  UniqueFd fd;
-  Clock::time_point last_send;
-  int64_t lived_after_last = -1;  // ms from its last byte to the proxy's close
-  std::string got;                // what the proxy sent (expected: nothing)
-  bool closed = false;
-  int sent = 0;  // body bytes the proxy accepted
-};
-
-void open_slow_bodies(uint16_t port, std::vector<SlowBody>& conns) {
-  const std::string head = "POST /slow-body HTTP/1.1\r\nHost: slow.test\r\nContent-Length: 1000000\r\n\r\nx";
-  for (auto& c : conns) {
-    c.fd = dial(port);
-    ASSERT_TRUE(c.fd);
-    ASSERT_EQ(send_until_stalled(c.fd.get(), head, 1000), head.size());
-    c.last_send = Clock::now();
-    c.sent = 1;
-  }
-}
-
-// Trickles to the open ones and watches for the proxy's close, until all are
-// closed or `watch_ms` passed since `start`. Returns how many are still open.
-size_t trickle_slow_bodies(std::vector<SlowBody>& conns, int trickle_ms, int watch_ms,
-                           Clock::time_point start) {
-  size_t open = conns.size();
-  while (open > 0 && ms_since(start) < watch_ms) {
-    std::vector<pollfd> pfds;
-    std::vector<SlowBody*> who;
-    for (auto& c : conns) {
-      if (c.closed) continue;
-      if (ms_since(c.last_send) >= trickle_ms &&
-          ::send(c.fd.get(), "y", 1, MSG_NOSIGNAL | MSG_DONTWAIT) == 1) {
-        c.last_send = Clock::now();
-        ++c.sent;
-      }
-      pfds.push_back(pollfd{c.fd.get(), POLLIN | POLLRDHUP, 0});
-      who.push_back(&c);
-    }
-    if (::poll(pfds.data(), pfds.size(), 50) <= 0) continue;
-    for (size_t i = 0; i < pfds.size(); ++i) {
-      if (pfds[i].revents == 0) continue;
-      char buf[4096];
-      const ssize_t n = ::recv(pfds[i].fd, buf, sizeof buf, MSG_DONTWAIT);
-      if (n > 0) {
-        who[i]->got.append(buf, static_cast<size_t>(n));
-        continue;
-      }
-      if (n < 0 && errno == EAGAIN) continue;
-      who[i]->closed = true;
-      who[i]->lived_after_last = ms_since(who[i]->last_send);
-      --open;
-    }
-  }
-  return open;
-}
-
 // 120 connections send a complete head with Content-Length: 1000000 and then
 // trickle the body one byte every 2500 ms, slower than proxy_idle_ms (1000),
 // which is the inactivity limit while a body arrives: each is closed, without
 // a response, about 1 s after its last byte (its first gap).
 TEST_F(AttackTest, SlowlorisBodyIsClosedAtTheIdleTimeoutAndOthersAreServed) {
-  Backend be;
-  start(
-      "[security]\nmax_connections = 4096\n\n[timeout]\nrequest_header_ms = 2000\nproxy_idle_ms = 1000\n"
-      "shutdown_secs = 1\n",
-      be.address());
   constexpr int kConns = 120;
-  constexpr int kTrickleMs = 2500;
   std::vector<SlowBody> conns(kConns);
-  NormalClient normal(normal_get());
-  const auto start_t = Clock::now();
-  open_slow_bodies(port_, conns);
+  int64_t took = 0;
+  Backend be;
+  const size_t open =
+      slow_body_attack(be, "request_header_ms = 2000\nproxy_idle_ms = 1000\nshutdown_secs = 1\n", conns,
+                       /*trickle_ms=*/2500, /*watch_ms=*/20000, &took);
   if (HasFatalFailure()) return;
-  const size_t open = trickle_slow_bodies(conns, kTrickleMs, 20000, start_t);
-  const int64_t took = ms_since(start_t);
-  normal.stop();
-  normal.expect_all_ok();
   ASSERT_EQ(open, 0u) << "slow-body connections still open after " << took << " ms";
   for (size_t i = 0; i < conns.size(); ++i) {
     SCOPED_TRACE("connection " + std::to_string(i));
@@ -593,22 +603,16 @@ TEST_F(AttackTest, SlowlorisBodyIsClosedAtTheIdleTimeoutAndOthersAreServed) {
 // test pins the present behaviour: after 5 s every connection is still open
 // and its bytes were accepted, and normal clients are served meanwhile.
 TEST_F(AttackTest, SlowlorisBodyFasterThanTheIdleTimeoutIsNotCutOff) {
-  Backend be;
-  start(
-      "[security]\nmax_connections = 4096\n\n[timeout]\nrequest_header_ms = 2000\nproxy_idle_ms = 1000\n"
-      "upstream_response_secs = 1\nshutdown_secs = 1\n",
-      be.address());
   constexpr int kConns = 40;
   constexpr int kTrickleMs = 300;
   constexpr int kWatchMs = 5000;
   std::vector<SlowBody> conns(kConns);
-  NormalClient normal(normal_get());
-  const auto start_t = Clock::now();
-  open_slow_bodies(port_, conns);
+  int64_t took = 0;
+  Backend be;
+  slow_body_attack(
+      be, "request_header_ms = 2000\nproxy_idle_ms = 1000\nupstream_response_secs = 1\nshutdown_secs = 1\n",
+      conns, kTrickleMs, kWatchMs, &took);
   if (HasFatalFailure()) return;
-  trickle_slow_bodies(conns, kTrickleMs, kWatchMs, start_t);
-  normal.stop();
-  normal.expect_all_ok();
   for (size_t i = 0; i < conns.size(); ++i) {
     SCOPED_TRACE("connection " + std::to_string(i));
     EXPECT_FALSE(conns[i].closed) << conns[i].got;
