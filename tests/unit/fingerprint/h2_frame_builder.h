@@ -6,30 +6,25 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "common/sys/c_handle.h"
+#include "tests/support/raw_h2.h"
 
 namespace huginn::fp::testing {
 
 using H2Bytes = std::vector<uint8_t>;
 
-inline const std::string kH2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+inline const std::string& kH2Preface = huginn::testing::raw_h2::kPreface;
 
 inline H2Bytes preface() { return H2Bytes(kH2Preface.begin(), kH2Preface.end()); }
 
 inline H2Bytes frame(uint8_t type, uint8_t flags, uint32_t stream, const H2Bytes& payload) {
-  H2Bytes b;
-  const size_t n = payload.size();
-  b.push_back(static_cast<uint8_t>(n >> 16));
-  b.push_back(static_cast<uint8_t>(n >> 8));
-  b.push_back(static_cast<uint8_t>(n));
-  b.push_back(type);
-  b.push_back(flags);
-  for (int s = 24; s >= 0; s -= 8) b.push_back(static_cast<uint8_t>(stream >> s));
-  b.insert(b.end(), payload.begin(), payload.end());
-  return b;
+  const std::string f = huginn::testing::raw_h2::frame(
+      type, flags, stream, std::string_view(reinterpret_cast<const char*>(payload.data()), payload.size()));
+  return H2Bytes(f.begin(), f.end());
 }
 
 inline void put32(H2Bytes& b, uint32_t v) {

@@ -21,8 +21,6 @@ namespace huginn::worker::h2test {
 using huginn::test::connect_loopback;
 using huginn::test::write_all;
 
-const std::string kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
 std::string simple_config(const std::string& backend, const std::string& extra) {
   return huginn::test::simple_config(
       backend, extra + "\n[security.headers]\ncustom = [{name = \"x-frame-options\", value = \"DENY\"}]\n");
@@ -411,19 +409,6 @@ std::string hpack(const Fields& headers) {
   nghttp2_hd_deflate_del(d);
   out.resize(n > 0 ? static_cast<size_t>(n) : 0);
   return out;
-}
-
-std::string frame(uint8_t type, uint8_t flags, uint32_t stream, const std::string& payload) {
-  std::string b;
-  const size_t n = payload.size();
-  b.push_back(static_cast<char>(n >> 16));
-  b.push_back(static_cast<char>(n >> 8));
-  b.push_back(static_cast<char>(n));
-  b.push_back(static_cast<char>(type));
-  b.push_back(static_cast<char>(flags));
-  for (int s = 24; s >= 0; s -= 8) b.push_back(static_cast<char>(stream >> s));
-  b.append(payload);
-  return b;
 }
 
 }  // namespace huginn::worker::h2test

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/config/model.h"
+#include "tests/support/raw_h2.h"
 #include "tests/support/worker_harness.h"
 #include "worker/net/http2_connection.h"
 #include "worker/net/worker_context.h"
@@ -167,7 +168,7 @@ class RawClient {
 
 // HPACK block of `headers` (fresh encoder).
 std::string hpack(const Fields& headers);
-std::string frame(uint8_t type, uint8_t flags, uint32_t stream, const std::string& payload);
-extern const std::string kPreface;
+using huginn::testing::raw_h2::frame;
+using huginn::testing::raw_h2::kPreface;
 
 }  // namespace huginn::worker::h2test
