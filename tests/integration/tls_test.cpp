@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <set>
@@ -379,6 +380,42 @@ TEST_F(TlsTest, SessionResumptionWorksAcrossFourWorkers) {
     }
     EXPECT_EQ(reused, 19) << version;
   }
+}
+
+// TLS 1.3 clients use a ticket once (RFC 8446 C.4): OpenSSL's client, wrk and
+// browsers resume the next connection with the ticket the last one received.
+// So a resumed TLS 1.3 connection must bring a fresh ticket, or every other
+// connection is a full handshake. Each link of this chain offers only the
+// session of the link before it, across two workers.
+TEST_F(TlsTest, ResumedTls13ConnectionsGetAFreshTicketSoResumptionChains) {
+  start(config(2));
+  TlsOptions o;
+  o.sni = "localhost";
+  o.min_version = o.max_version = TLS1_3_VERSION;
+  SSL_SESSION* offered = nullptr;
+  for (int i = 0; i < 6; ++i) {
+    o.session = offered;
+    HttpClient c("127.0.0.1", tls_port_, o);
+    ASSERT_TRUE(c.connected()) << c.tls_error();
+    EXPECT_EQ(c.session_reused(), i > 0) << "connection " << i;
+    c.send("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    ASSERT_TRUE(c.read_response().ok) << "connection " << i;
+    c.pump(200);
+    SSL_SESSION* got = c.get1_session();
+    ASSERT_NE(got, nullptr);
+    EXPECT_TRUE(SSL_SESSION_is_resumable(got)) << "connection " << i;
+    if (offered != nullptr) {
+      const unsigned char *t_old = nullptr, *t_new = nullptr;
+      size_t n_old = 0, n_new = 0;
+      SSL_SESSION_get0_ticket(offered, &t_old, &n_old);
+      SSL_SESSION_get0_ticket(got, &t_new, &n_new);
+      EXPECT_FALSE(n_old == n_new && std::memcmp(t_old, t_new, n_new) == 0)
+          << "connection " << i << " was resumed but brought no new ticket";
+      SSL_SESSION_free(offered);
+    }
+    offered = got;
+  }
+  SSL_SESSION_free(offered);
 }
 
 TEST_F(TlsTest, ResumptionCanBeTurnedOff) {

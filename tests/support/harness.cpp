@@ -343,6 +343,10 @@ HttpClient::HttpClient(const std::string& host, uint16_t port, const TlsOptions&
 }
 
 HttpClient::~HttpClient() {
+  // Close like a real client: send close_notify. Freeing an SSL that never
+  // sent it marks its session as not resumable (OpenSSL treats the
+  // connection as broken), which would spoil any session taken from it.
+  if (ssl_ && SSL_is_init_finished(ssl_)) SSL_shutdown(ssl_);
   if (ssl_) SSL_free(ssl_);
   if (ctx_) SSL_CTX_free(ctx_);
   if (fd_ >= 0) close(fd_);

@@ -133,7 +133,12 @@ int ticket_key_cb(SSL* ssl, unsigned char key_name[16], unsigned char* iv, EVP_C
     const auto& k = sh->ticket_keys[i];
     if (std::memcmp(key_name, k.name.data(), k.name.size()) != 0) continue;
     if (!set_keys(k, false)) return -1;
-    return i == 0 ? 1 : 2;  // 2 = valid, but issue a new ticket under the current key
+    // 2 = valid, and issue a new ticket. TLS 1.3 clients use a ticket once
+    // (RFC 8446 C.4: OpenSSL's client, browsers), so a resumed TLS 1.3
+    // connection always gets a fresh one, or the client's next connection is
+    // a full handshake. TLS 1.2 clients reuse theirs: renew only when it was
+    // sealed under an older key.
+    return i == 0 && SSL_version(ssl) != TLS1_3_VERSION ? 1 : 2;
   }
   return 0;  // unknown key: full handshake
 }
