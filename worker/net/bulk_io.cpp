@@ -55,7 +55,8 @@ ReadMore fill(evutil_socket_t fd, evbuffer* in, size_t have, size_t limit) {
 
 void raise_io_limits(bufferevent* bev) {
   if (bev == nullptr) return;
-  bufferevent_set_max_single_read(bev, static_cast<ev_ssize_t>(kReadHigh));
+  const bool tls = bufferevent_openssl_get_ssl(bev) != nullptr;
+  bufferevent_set_max_single_read(bev, static_cast<ev_ssize_t>(tls ? kTlsReadStep : kReadHigh));
   bufferevent_set_max_single_write(bev, static_cast<ev_ssize_t>(kHighWater));
 }
 

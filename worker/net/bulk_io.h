@@ -18,8 +18,17 @@
 namespace huginn::worker::net {
 
 // Lets one read or write event move up to the data path's buffer bounds
-// (kReadHigh, kHighWater) instead of libevent's 16 KiB defaults.
+// (kReadHigh, kHighWater) instead of libevent's 16 KiB defaults. For a TLS
+// bufferevent the read step is kTlsReadStep instead: libevent's openssl
+// bufferevent reserves its whole read step in the input before each
+// SSL_read, and SSL_read returns at most one record (16 KiB) per call, two per
+// event. A 256 KiB step made every small request allocate (and free) a
+// 512 KiB buffer: a brk() and fresh zeroed pages several times per request.
 void raise_io_limits(bufferevent* bev);
+
+// Two TLS records, less libevent's chain header, so that the reservation is
+// one 32 KiB allocation (libevent rounds chains up to a power of two).
+inline constexpr size_t kTlsReadStep = 32 * 1024 - 256;
 
 enum class ReadMore {
   kNotApplicable,  // not a socket bufferevent (TLS), or nothing suggests more

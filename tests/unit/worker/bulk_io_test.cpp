@@ -5,8 +5,11 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <gtest/gtest.h>
+#include <malloc.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -14,6 +17,7 @@
 #include <string>
 
 #include "common/sys/c_handle.h"
+#include "tests/support/test_certs.h"
 #include "worker/net/event_handles.h"
 #include "worker/net/worker_context.h"
 
@@ -212,6 +216,68 @@ TEST_F(BulkIo, PumpDetachGivesQueuedBytesBackToLibevent) {
   loop_once();
   EXPECT_EQ(drain_peer(peer()), 6u);
   EXPECT_EQ(probe.callbacks, 0);
+}
+
+// A small request over TLS must not make libevent's openssl bufferevent
+// reserve the whole input window (kReadHigh) before its SSL_read: that was
+// one 512 KiB allocation per read, i.e. a brk() and fresh pages per request.
+// Real handshake over a socketpair, heap in use measured while the request
+// sits in the input.
+struct TlsReadProbe {
+  size_t heap_at_read = 0;
+  size_t bytes = 0;
+};
+
+void tls_probe_read_cb(bufferevent* bev, void* arg) {
+  auto* p = static_cast<TlsReadProbe*>(arg);
+  evbuffer* in = bufferevent_get_input(bev);
+  p->heap_at_read = mallinfo2().uordblks;
+  p->bytes += evbuffer_get_length(in);
+  evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+TEST(BulkIoTls, ASmallTlsReadDoesNotReserveTheWholeReadWindow) {
+  huginn::test::TestPki pki;
+  const auto pem = pki.server("srv", {"localhost"});
+  using CtxPtr = sys::CHandle<SSL_CTX, SSL_CTX_free>;
+  CtxPtr sctx(SSL_CTX_new(TLS_server_method())), cctx(SSL_CTX_new(TLS_client_method()));
+  ASSERT_TRUE(sctx && cctx);
+  ASSERT_EQ(SSL_CTX_use_certificate_chain_file(sctx.get(), pem.cert_path.c_str()), 1);
+  ASSERT_EQ(SSL_CTX_use_PrivateKey_file(sctx.get(), pem.key_path.c_str(), SSL_FILETYPE_PEM), 1);
+  SSL_CTX_set_num_tickets(sctx.get(), 0);
+  Pair pair;
+  ASSERT_GE(pair.ours, 0);
+  SSL* server = SSL_new(sctx.get());
+  sys::CHandle<SSL, SSL_free> client(SSL_new(cctx.get()));
+  SSL_set_fd(server, pair.ours);
+  SSL_set_fd(client.get(), pair.peer);
+  int s = 0, c = 0;
+  for (int i = 0; i < 100 && (s != 1 || c != 1); ++i) {
+    if (c != 1) c = SSL_connect(client.get());
+    if (s != 1) s = SSL_accept(server);
+  }
+  ASSERT_EQ(s, 1);
+  ASSERT_EQ(c, 1);
+  BasePtr base(event_base_new());
+  BufferEventPtr bev(bufferevent_openssl_socket_new(base.get(), pair.ours, server, BUFFEREVENT_SSL_OPEN,
+                                                    BEV_OPT_CLOSE_ON_FREE));
+  ASSERT_TRUE(bev);
+  raise_io_limits(bev.get());
+  bufferevent_setwatermark(bev.get(), EV_READ, 0, kReadHigh);  // as the connections set it
+  TlsReadProbe probe;
+  bufferevent_setcb(bev.get(), &tls_probe_read_cb, nullptr, nullptr, &probe);
+  bufferevent_enable(bev.get(), EV_READ);
+  const std::string request = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
+  for (int round = 0; round < 3; ++round) {
+    const size_t before = mallinfo2().uordblks;
+    ASSERT_EQ(SSL_write(client.get(), request.data(), static_cast<int>(request.size())),
+              static_cast<int>(request.size()));
+    const size_t want = probe.bytes + request.size();
+    for (int i = 0; i < 100 && probe.bytes < want; ++i) event_base_loop(base.get(), EVLOOP_ONCE);
+    ASSERT_EQ(probe.bytes, want);
+    // Two records' worth at most (kTlsReadStep), not kReadHigh (256 KiB).
+    EXPECT_LT(probe.heap_at_read - std::min(before, probe.heap_at_read), 64u * 1024) << "round " << round;
+  }
 }
 
 }  // namespace
