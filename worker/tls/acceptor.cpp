@@ -291,10 +291,14 @@ bool Acceptor::process_hello() {
 }
 
 void Acceptor::start_handshake() {
-  hello_ev_.reset();
+  // The hello event goes only once read_ev_ is registered: libevent counts
+  // read interest per descriptor, so the socket stays in epoll instead of an
+  // EPOLL_CTL_DEL here and an ADD in drive() (which expects to read next).
+  net::EventPtr hello = std::move(hello_ev_);
   if (!hello_error_.empty()) HLOG_DEBUG("tls: no JA4 for fd %d: %s", fd_.get(), hello_error_.c_str());
   ssl_ = contexts_->new_ssl(&selection_);
   if (!ssl_) {
+    hello.reset();
     fail("SSL_new failed");
     return;
   }
@@ -302,6 +306,7 @@ void Acceptor::start_handshake() {
   prefix.swap(hello_);
   BioPtr bio = new_fd_bio(fd_.get(), std::move(prefix));
   if (!bio) {
+    hello.reset();
     fail("BIO_new failed");
     return;
   }
@@ -310,10 +315,12 @@ void Acceptor::start_handshake() {
   SSL_set_accept_state(ssl_.get());
   read_ev_.reset(event_new(base_, fd_.get(), EV_READ | EV_PERSIST, on_io_event, this));
   write_ev_.reset(event_new(base_, fd_.get(), EV_WRITE | EV_PERSIST, on_io_event, this));
-  if (!read_ev_ || !write_ev_) {
+  if (!read_ev_ || !write_ev_ || event_add(read_ev_.get(), nullptr) != 0) {
+    hello.reset();
     fail("event_new failed");
     return;
   }
+  hello.reset();
   drive();
 }
 
@@ -362,7 +369,11 @@ void Acceptor::succeed() {
   }
 
   hello_ev_.reset();
-  read_ev_.reset();
+  // Kept registered until the bufferevent below has registered its own read
+  // interest: libevent counts interest per descriptor, so the hand-over costs
+  // one EPOLL_CTL_MOD (the bufferevent's write event) instead of a DEL, an
+  // ADD and a MOD per connection.
+  net::EventPtr keep_read = std::move(read_ev_);
   write_ev_.reset();
   deadline_ev_.reset();
   ERR_clear_error();  // nothing stale may reach libevent's SSL_get_error
@@ -380,6 +391,11 @@ void Acceptor::succeed() {
   ssl_.release();  // owned (and freed, with the socket) by the bufferevent
   fd_.release();
   bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+  // Reading is on from the start (every owner reads the connection at once;
+  // no event is dispatched before the callback below has set the owner's
+  // callbacks), then the handshake's read event goes.
+  bufferevent_enable(bev, EV_READ);
+  keep_read.reset();
   if (pending) event_active(&bev->ev_read, EV_READ, 1);
 
   finished_ = true;
