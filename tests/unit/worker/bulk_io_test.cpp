@@ -247,21 +247,23 @@ TEST(BulkIoTls, ASmallTlsReadDoesNotReserveTheWholeReadWindow) {
   SSL_CTX_set_num_tickets(sctx.get(), 0);
   Pair pair;
   ASSERT_GE(pair.ours, 0);
-  SSL* server = SSL_new(sctx.get());
-  sys::CHandle<SSL, SSL_free> client(SSL_new(cctx.get()));
-  SSL_set_fd(server, pair.ours);
+  using SslPtr = sys::CHandle<SSL, SSL_free>;
+  SslPtr server(SSL_new(sctx.get())), client(SSL_new(cctx.get()));
+  ASSERT_TRUE(server && client);
+  SSL_set_fd(server.get(), pair.ours);
   SSL_set_fd(client.get(), pair.peer);
   int s = 0, c = 0;
   for (int i = 0; i < 100 && (s != 1 || c != 1); ++i) {
     if (c != 1) c = SSL_connect(client.get());
-    if (s != 1) s = SSL_accept(server);
+    if (s != 1) s = SSL_accept(server.get());
   }
   ASSERT_EQ(s, 1);
   ASSERT_EQ(c, 1);
   BasePtr base(event_base_new());
-  BufferEventPtr bev(bufferevent_openssl_socket_new(base.get(), pair.ours, server, BUFFEREVENT_SSL_OPEN,
+  BufferEventPtr bev(bufferevent_openssl_socket_new(base.get(), pair.ours, server.get(), BUFFEREVENT_SSL_OPEN,
                                                     BEV_OPT_CLOSE_ON_FREE));
   ASSERT_TRUE(bev);
+  server.release();  // the bufferevent frees it (and closes the socket)
   raise_io_limits(bev.get());
   bufferevent_setwatermark(bev.get(), EV_READ, 0, kReadHigh);  // as the connections set it
   TlsReadProbe probe;
