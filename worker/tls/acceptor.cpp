@@ -291,14 +291,19 @@ bool Acceptor::process_hello() {
 }
 
 void Acceptor::start_handshake() {
-  // The hello event goes only once read_ev_ is registered: libevent counts
-  // read interest per descriptor, so the socket stays in epoll instead of an
+  // read_ev_ is registered before the hello event goes: libevent counts read
+  // interest per descriptor, so the socket stays in epoll instead of an
   // EPOLL_CTL_DEL here and an ADD in drive() (which expects to read next).
-  net::EventPtr hello = std::move(hello_ev_);
+  read_ev_.reset(event_new(base_, fd_.get(), EV_READ | EV_PERSIST, on_io_event, this));
+  write_ev_.reset(event_new(base_, fd_.get(), EV_WRITE | EV_PERSIST, on_io_event, this));
+  if (!read_ev_ || !write_ev_ || event_add(read_ev_.get(), nullptr) != 0) {
+    fail("event_new/event_add failed");
+    return;
+  }
+  hello_ev_.reset();
   if (!hello_error_.empty()) HLOG_DEBUG("tls: no JA4 for fd %d: %s", fd_.get(), hello_error_.c_str());
   ssl_ = contexts_->new_ssl(&selection_);
   if (!ssl_) {
-    hello.reset();
     fail("SSL_new failed");
     return;
   }
@@ -306,21 +311,12 @@ void Acceptor::start_handshake() {
   prefix.swap(hello_);
   BioPtr bio = new_fd_bio(fd_.get(), std::move(prefix));
   if (!bio) {
-    hello.reset();
     fail("BIO_new failed");
     return;
   }
   SSL_set_bio(ssl_.get(), bio.get(), bio.get());  // one reference, owned by the SSL
   bio.release();
   SSL_set_accept_state(ssl_.get());
-  read_ev_.reset(event_new(base_, fd_.get(), EV_READ | EV_PERSIST, on_io_event, this));
-  write_ev_.reset(event_new(base_, fd_.get(), EV_WRITE | EV_PERSIST, on_io_event, this));
-  if (!read_ev_ || !write_ev_ || event_add(read_ev_.get(), nullptr) != 0) {
-    hello.reset();
-    fail("event_new failed");
-    return;
-  }
-  hello.reset();
   drive();
 }
 
