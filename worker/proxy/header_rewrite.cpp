@@ -88,24 +88,6 @@ bool is_well_formed_xff(std::string_view value) {
   }
 }
 
-void ConnectionFingerprints::set(Kind k, std::string_view value) {
-  if (value.size() > UINT16_MAX) value = {};
-  // Rebuilt exactly sized: set a handful of times per connection, kept for its life.
-  std::string next;
-  next.reserve(values_.size() - len_[k] + value.size());
-  std::array<uint16_t, kKinds> off{}, len{};
-  for (uint8_t i = 0; i < kKinds; ++i) {
-    const std::string_view v = i == k ? value : std::string_view(values_).substr(off_[i], len_[i]);
-    off[i] = static_cast<uint16_t>(next.size());
-    len[i] = static_cast<uint16_t>(v.size());
-    next.append(v);
-  }
-  if (next.size() > UINT16_MAX) return;  // offsets would not fit: keep the old values
-  values_ = std::move(next);
-  off_ = off;
-  len_ = len;
-}
-
 void apply_header_ops(Headers& headers, const config::HeaderOps& ops) {
   for (const auto& name : ops.remove) erase_named(headers, name);
   for (const auto& add : ops.add) set_header(headers, add.name, add.value);

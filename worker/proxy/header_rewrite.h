@@ -13,36 +13,9 @@
 
 #include "common/config/model.h"
 #include "worker/http1/message.h"
+#include "worker/proxy/connection_fingerprints.h"
 
 namespace huginn::worker::proxy {
-
-// The fingerprints of one client connection, computed once per connection
-// and repeated on each of its requests. Empty until the TLS (JA4 family),
-// HTTP/2 (Akamai) and TCP SYN (p0f) sources fill it in; an absent value means
-// "no header" (never an empty one: setting "" leaves the value absent).
-//
-// Held by every connection for its whole life, so it is compact: the values
-// back to back in one exactly-sized allocation (none while empty) and 16-bit
-// offsets, 56 bytes in the connection instead of six optional strings (240
-// bytes and up to six allocations). A value is at most 65,535 bytes (the
-// longest real one, JA4_or, is a few hundred); longer ones are not stored.
-class ConnectionFingerprints {
- public:
-  enum Kind : uint8_t { kJa4, kJa4R, kJa4O, kJa4Or, kAkamai, kTcp, kKinds };
-
-  std::optional<std::string_view> get(Kind k) const {
-    if (len_[k] == 0) return std::nullopt;
-    return std::string_view(values_).substr(off_[k], len_[k]);
-  }
-  bool has(Kind k) const { return len_[k] != 0; }
-  // Replaces the value of `k` (the others keep theirs).
-  void set(Kind k, std::string_view value);
-
- private:
-  std::string values_;
-  std::array<uint16_t, kKinds> off_{};
-  std::array<uint16_t, kKinds> len_{};
-};
 
 inline constexpr std::string_view kSpoofingHeader = "x-fingerprint-spoofing-detected";
 

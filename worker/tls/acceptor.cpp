@@ -275,10 +275,8 @@ bool Acceptor::process_hello() {
       if (opts_.compute_ja4) {
         fp::Ja4Set j = fp::compute_ja4(p.hello);
         using K = proxy::ConnectionFingerprints;
-        info_.fingerprints.set(K::kJa4, j.ja4);
-        info_.fingerprints.set(K::kJa4R, j.ja4_r);
-        info_.fingerprints.set(K::kJa4O, j.ja4_o);
-        info_.fingerprints.set(K::kJa4Or, j.ja4_or);
+        info_.fingerprints.set(
+            {{K::kJa4, j.ja4}, {K::kJa4R, j.ja4_r}, {K::kJa4O, j.ja4_o}, {K::kJa4Or, j.ja4_or}});
       }
       break;
     case fp::ClientHelloParse::Status::kError:

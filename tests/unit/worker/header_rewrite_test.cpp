@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 namespace huginn::worker::proxy {
 namespace {
 
@@ -154,6 +157,49 @@ TEST(ConnectionFingerprints, ValuesAreSetReplacedAndClearedIndependently) {
   EXPECT_EQ(f.get(K::kJa4), "x");
   const K copy = f;
   EXPECT_EQ(copy.get(K::kTcp), std::string(300, 't'));
+}
+
+TEST(ConnectionFingerprints, EqualValueSetsAreSharedAndFreedWithTheirLastConnection) {
+  using K = ConnectionFingerprints;
+  const size_t before = K::interned();
+  const std::string ja4r(400, 'r');
+  {
+    std::vector<K> conns(100);
+    for (auto& c : conns) {
+      c.set(K::kTcp, "4:64+0:0:1460:mss*44,7:mss,sok,ts,nop,ws:df,id+:0");
+      c.set({{K::kJa4, "t13d1516h2_8daaf6152771_e5627efa2ab1"}, {K::kJa4R, ja4r}});
+    }
+    // One set for the 100 connections (the TCP-only step was shared, then freed).
+    EXPECT_EQ(K::interned(), before + 1);
+    for (const auto& c : conns) {
+      EXPECT_EQ(c.get(K::kJa4R), ja4r);
+      EXPECT_EQ(c.get(K::kJa4)->data(), conns[0].get(K::kJa4)->data());  // the same bytes
+    }
+    // A connection whose values change gets its own set; the others keep theirs.
+    conns[7].set(K::kAkamai, "1:65536|15663105|0|m,a,s,p");
+    EXPECT_EQ(K::interned(), before + 2);
+    EXPECT_FALSE(conns[6].has(K::kAkamai));
+    EXPECT_EQ(conns[7].get(K::kJa4R), ja4r);
+    // Equal text split differently is not the same set.
+    K a, b;
+    a.set({{K::kJa4, "ab"}, {K::kJa4O, "c"}});
+    b.set({{K::kJa4, "a"}, {K::kJa4O, "bc"}});
+    EXPECT_EQ(a.get(K::kJa4), "ab");
+    EXPECT_EQ(b.get(K::kJa4), "a");
+    EXPECT_EQ(K::interned(), before + 4);
+    // Copies and moves share; clearing every value drops the reference.
+    K copy = conns[7];
+    K moved = std::move(copy);
+    EXPECT_EQ(moved.get(K::kAkamai), "1:65536|15663105|0|m,a,s,p");
+    conns[7] = K();
+    EXPECT_EQ(K::interned(), before + 4);
+    moved.set({{K::kAkamai, ""}, {K::kJa4, ""}, {K::kJa4R, ""}, {K::kTcp, ""}});
+    EXPECT_EQ(K::interned(), before + 3);
+    // A value set from the connection's own set (a view into it).
+    a.set(K::kJa4R, *a.get(K::kJa4));
+    EXPECT_EQ(a.get(K::kJa4R), "ab");
+  }
+  EXPECT_EQ(K::interned(), before);
 }
 
 TEST(HeaderRewrite, RenamedFingerprintHeadersAndInjection) {
