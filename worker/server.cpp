@@ -144,6 +144,7 @@ Server::Impl::~Impl() {
   graveyard.clear();
   lingering.clear();
   linger_graveyard.clear();
+  ctx.reaper.reap();  // retired exchanges may hold pooled or h2c connections
   ctx.pool->clear();
   h2c_pool->clear();
 }

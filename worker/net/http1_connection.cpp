@@ -17,7 +17,6 @@ Http1Connection::Http1Connection(WorkerContext& ctx, BufferEventPtr transport, C
       info_(std::move(info)),
       client_(std::move(transport)),
       client_timer_(evtimer_new(ctx.base, &Http1Connection::client_timer_cb, this)),
-      reap_ev_(event_new(ctx.base, -1, 0, &Http1Connection::reap_cb, this)),
       req_parser_(http1::Parser::Kind::kRequest, ctx.limits, this) {}
 
 Http1Connection::~Http1Connection() {
@@ -27,7 +26,7 @@ Http1Connection::~Http1Connection() {
 }
 
 bool Http1Connection::start() {
-  if (!client_ || !client_timer_ || !reap_ev_) {
+  if (!client_ || !client_timer_) {
     close();
     return false;
   }
@@ -72,12 +71,7 @@ void Http1Connection::write_client(std::string_view data) {
 void Http1Connection::drop_exchange() {
   if (!up_) return;
   up_->cancel();
-  retired_.push_back(std::move(up_));
-  event_active(reap_ev_.get(), EV_TIMEOUT, 0);
-}
-
-void Http1Connection::reap_cb(evutil_socket_t, short, void* arg) {
-  static_cast<Http1Connection*>(arg)->retired_.clear();
+  ctx_.reaper.retire(ctx_.base, std::move(up_));
 }
 
 void Http1Connection::close() {

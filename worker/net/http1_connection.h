@@ -71,7 +71,6 @@ class Http1Connection : public Connection, public http1::ParserSink, public Upst
   static void client_write_cb(bufferevent* bev, void* arg);
   static void client_event_cb(bufferevent* bev, short what, void* arg);
   static void client_timer_cb(evutil_socket_t, short, void* arg);
-  static void reap_cb(evutil_socket_t, short, void* arg);
 
   void process_input();
   void on_request_parse_error();
@@ -113,13 +112,9 @@ class Http1Connection : public Connection, public http1::ParserSink, public Upst
   BufferEventPtr client_;
   OutputPump pump_;  // cleartext clients: write interest (see bulk_io.h)
   EventPtr client_timer_;
-  // Frees retired exchanges from the event loop: an exchange is never
-  // destroyed inside one of its own callbacks.
-  EventPtr reap_ev_;
   TimerMode timer_mode_ = TimerMode::kNone;
   http1::Parser req_parser_;
   std::unique_ptr<BackendExchange> up_;  // backend side of the current request
-  std::vector<std::unique_ptr<BackendExchange>> retired_;
   Exchange ex_;
   AccessEntry access_;  // [logging] access_log state of the current request
   bool closed_ = false;
