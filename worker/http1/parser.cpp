@@ -143,9 +143,10 @@ int Parser::fail(ParseError e, const char* reason) {
 
 int Parser::cb_message_begin(llhttp_t* p) {
   Parser* s = self(p);
-  s->req_ = RequestHead{};
-  s->resp_ = ResponseHead{};
-  s->headers_ = s->kind_ == Kind::kRequest ? &s->req_.headers : &s->resp_.headers;
+  if (s->kind_ == Kind::kRequest)
+    s->headers_ = &s->head_.emplace<RequestHead>().headers;
+  else
+    s->headers_ = &s->head_.emplace<ResponseHead>().headers;
   s->head_done_ = false;
   s->field_open_ = false;
   s->trailer_bytes_ = 0;
@@ -155,12 +156,12 @@ int Parser::cb_message_begin(llhttp_t* p) {
 
 int Parser::cb_url(llhttp_t* p, const char* at, size_t len) {
   // Bounded: the scanner has already capped the head at max_header_bytes.
-  self(p)->req_.target.append(at, len);
+  std::get<RequestHead>(self(p)->head_).target.append(at, len);
   return 0;
 }
 
 int Parser::cb_status(llhttp_t* p, const char* at, size_t len) {
-  self(p)->resp_.reason.append(at, len);
+  std::get<ResponseHead>(self(p)->head_).reason.append(at, len);
   return 0;
 }
 
@@ -211,50 +212,52 @@ int Parser::headers_complete() {
   const bool keep_alive = llhttp_should_keep_alive(&parser_) != 0;
 
   if (kind_ == Kind::kRequest) {
+    RequestHead& req = std::get<RequestHead>(head_);
     if (parser_.method == HTTP_CONNECT) return fail(ParseError::kMalformed, "CONNECT is not supported");
     if (parser_.flags & F_TRANSFER_ENCODING) {
       // Only a single "chunked" coding is accepted; anything else is a
       // smuggling shape or a coding we would have to understand.
-      if (count_headers(req_.headers, "transfer-encoding") != 1 ||
-          !iequals(trim_ows(find_header(req_.headers, "transfer-encoding")->value), "chunked"))
+      if (count_headers(req.headers, "transfer-encoding") != 1 ||
+          !iequals(trim_ows(find_header(req.headers, "transfer-encoding")->value), "chunked"))
         return fail(ParseError::kMalformed, "Transfer-Encoding other than chunked");
     }
-    const size_t hosts = count_headers(req_.headers, "host");
+    const size_t hosts = count_headers(req.headers, "host");
     if (hosts > 1) return fail(ParseError::kMalformed, "several Host fields");
     if (hosts == 0 && minor == 1) return fail(ParseError::kMalformed, "HTTP/1.1 request without Host");
-    req_.method = parser_.method;
-    req_.version_major = major;
-    req_.version_minor = minor;
-    req_.keep_alive = keep_alive;
+    req.method = parser_.method;
+    req.version_major = major;
+    req.version_minor = minor;
+    req.keep_alive = keep_alive;
     if (chunked) {
-      req_.framing = BodyFraming::kChunked;
+      req.framing = BodyFraming::kChunked;
     } else if (has_length) {
-      req_.framing = BodyFraming::kLength;
-      req_.content_length = parser_.content_length;
+      req.framing = BodyFraming::kLength;
+      req.content_length = parser_.content_length;
     }
-    sink_->on_request_head(std::move(req_));
+    sink_->on_request_head(std::move(req));
     return 0;
   }
 
+  ResponseHead& resp = std::get<ResponseHead>(head_);
   const uint16_t status = parser_.status_code;
   if (status == 101) return fail(ParseError::kMalformed, "unexpected 101 from backend");
-  resp_.status = status;
-  resp_.version_major = major;
-  resp_.version_minor = minor;
-  resp_.keep_alive = keep_alive;
+  resp.status = status;
+  resp.version_major = major;
+  resp.version_minor = minor;
+  resp.keep_alive = keep_alive;
   const bool no_body = head_request_ || status / 100 == 1 || status == 204 || status == 304;
   if (no_body) {
-    resp_.framing = BodyFraming::kNone;
+    resp.framing = BodyFraming::kNone;
   } else if (chunked) {
-    resp_.framing = BodyFraming::kChunked;
+    resp.framing = BodyFraming::kChunked;
   } else if (has_length) {
-    resp_.framing = BodyFraming::kLength;
-    resp_.content_length = parser_.content_length;
+    resp.framing = BodyFraming::kLength;
+    resp.content_length = parser_.content_length;
   } else {
-    resp_.framing = BodyFraming::kUntilClose;
-    resp_.keep_alive = false;
+    resp.framing = BodyFraming::kUntilClose;
+    resp.keep_alive = false;
   }
-  sink_->on_response_head(std::move(resp_));
+  sink_->on_response_head(std::move(resp));
   return (head_request_ && status / 100 != 1) ? 1 : 0;
 }
 

@@ -21,6 +21,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+#include <variant>
 
 #include "worker/http1/message.h"
 
@@ -134,8 +135,8 @@ class Parser {
   bool field_open_ = false;  // a header name is being received
   ParseError error_ = ParseError::kNone;
   const char* reason_ = "";
-  RequestHead req_;
-  ResponseHead resp_;
+  // The head being read: a request parser's or a response parser's, never both.
+  std::variant<RequestHead, ResponseHead> head_;
   Headers* headers_ = nullptr;
   size_t trailer_bytes_ = 0;
   uint32_t trailer_count_ = 0;

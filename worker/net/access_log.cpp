@@ -169,13 +169,16 @@ std::string format_access(const AccessRecord& r, AccessFormat f) {
 
 void AccessEntry::begin(const WorkerContext& ctx, std::string_view method_, std::string_view path_,
                         const char* proto) {
+  std::unique_ptr<Text> keep = std::move(text);
   *this = AccessEntry{};
   if (!ctx.cfg->logging.access_log) return;
   active = true;
   start_us = metrics_clock_us();
+  text = keep ? std::move(keep) : std::make_unique<Text>();
   // Capped copies (one byte over the cap keeps the "cut" mark visible).
-  method.assign(method_.substr(0, kAccessCapMethod + 1));
-  path.assign(path_.substr(0, kAccessCapPath + 1));
+  text->method.assign(method_.substr(0, kAccessCapMethod + 1));
+  text->host.clear();
+  text->path.assign(path_.substr(0, kAccessCapPath + 1));
   protocol = proto;
 }
 
@@ -200,9 +203,9 @@ void AccessEntry::finish(WorkerContext& ctx, const ClientInfo& info) {
   AccessRecord r;
   r.time_ms = realtime_ms();
   r.client = info.peer_ip;
-  r.method = method;
-  r.host = host;
-  r.path = path;
+  r.method = text->method;
+  r.host = text->host;
+  r.path = text->path;
   r.protocol = protocol;
   r.status = status != 0 ? status : 499;
   r.body_bytes = bytes;

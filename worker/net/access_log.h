@@ -29,6 +29,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -81,9 +82,16 @@ struct AccessEntry {
   uint64_t start_us = 0;           // metrics_clock_us() at the request head
   uint64_t upstream_start_us = 0;  // backend exchange started; 0 = none (kept with the log off: metrics)
   std::optional<uint64_t> upstream_us;
-  std::string method;
-  std::string host;
-  std::string path;
+  // Capped copies of the request line's fields and the routing host. Only
+  // while the access log is on: allocated by the first begin() that logs and
+  // reused by the connection's later requests (an idle connection with the
+  // log off carries one pointer, not three strings).
+  struct Text {
+    std::string method;
+    std::string host;
+    std::string path;
+  };
+  std::unique_ptr<Text> text;
   const char* protocol = "HTTP/1.1";
   const config::Route* route = nullptr;
   const config::Backend* backend = nullptr;
@@ -93,7 +101,7 @@ struct AccessEntry {
   // Starts a request (no-op when the access log is off).
   void begin(const WorkerContext& ctx, std::string_view method_, std::string_view path_, const char* proto);
   void set_host(std::string_view h) {
-    if (active) host.assign(h.substr(0, kAccessCapHost + 1));
+    if (active) text->host.assign(h.substr(0, kAccessCapHost + 1));
   }
   void upstream_started();
   void upstream_head();
