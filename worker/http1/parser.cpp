@@ -1,6 +1,9 @@
 #include "worker/http1/parser.h"
 
+#include <array>
 #include <utility>
+
+#include "common/net/http_token.h"
 
 namespace huginn::worker::http1 {
 
@@ -14,9 +17,48 @@ void HeadScanner::reset() {
   name_len_ = 0;
 }
 
+namespace {
+
+// Byte classes for the scanner's bulk runs: kText bytes continue a start line
+// or a field value (anything but CR, LF and NUL), kName bytes a field name.
+constexpr uint8_t kText = 1;
+constexpr uint8_t kName = 2;
+
+constexpr std::array<uint8_t, 256> kByteClass = [] {
+  std::array<uint8_t, 256> t{};
+  for (unsigned c = 0; c < 256; ++c) {
+    if (c != '\r' && c != '\n' && c != 0) t[c] |= kText;
+    if (huginn::net::is_tchar(static_cast<unsigned char>(c))) t[c] |= kName;
+  }
+  return t;
+}();
+
+}  // namespace
+
 HeadScanner::Result HeadScanner::scan(const char* data, size_t len) {
   Result r;
   for (size_t i = 0; i < len; ++i) {
+    // Most bytes of a head are inside a start line, a value or a name: take
+    // such a run in one step and check the size limit once for all of it.
+    // The byte that ends the run goes through the state machine below.
+    const uint8_t run_class = state_ == State::kValue || state_ == State::kStartLine ? kText
+                              : state_ == State::kName                               ? kName
+                                                                                     : 0;
+    if (run_class != 0) {
+      size_t j = i;
+      while (j < len && (kByteClass[static_cast<unsigned char>(data[j])] & run_class) != 0) ++j;
+      const size_t run = j - i;
+      if (run > limits_.max_header_bytes - bytes_) {
+        r.consumed = i + (limits_.max_header_bytes - bytes_);
+        bytes_ = size_t{limits_.max_header_bytes} + 1;
+        r.error = ParseError::kHeaderTooLarge;
+        return r;
+      }
+      bytes_ += run;
+      if (run_class == kName) name_len_ += static_cast<uint32_t>(run);
+      i = j;
+      if (i == len) break;
+    }
     const auto c = static_cast<unsigned char>(data[i]);
     if (++bytes_ > limits_.max_header_bytes) {
       r.consumed = i;

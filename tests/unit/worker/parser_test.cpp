@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -205,6 +206,37 @@ TEST(Parser, HeaderLimits) {
     req += std::string(200 - req.size() - 4, 'v') + "\r\n\r\n";
     ASSERT_EQ(req.size(), 200u);
     EXPECT_EQ(feed_all(p, req), Parser::Status::kMessageComplete);
+  }
+}
+
+TEST(HeadScanner, TheSizeLimitCutsAtTheExactByteWhereverItFallsAndHoweverTheHeadIsSplit) {
+  // The limit may fall in the start line, a name, a value or a line end; the
+  // scanner takes names and values in runs, so check every position.
+  const std::string head =
+      "GET /some/path?q=1 HTTP/1.1\r\nHost: example.test\r\nX-Long-Name: " + std::string(40, 'v') +
+      "\r\n\r\n";
+  for (uint32_t limit = 1; limit <= head.size() + 1; ++limit) {
+    for (const size_t step : {size_t{1}, size_t{3}, size_t{7}, head.size()}) {
+      ParserLimits lim;
+      lim.max_header_bytes = limit;
+      HeadScanner sc(lim);
+      size_t off = 0;
+      HeadScanner::Result r;
+      while (off < head.size()) {
+        const size_t n = std::min(step, head.size() - off);
+        r = sc.scan(head.data() + off, n);
+        off += r.consumed;
+        if (r.error != ParseError::kNone || r.done) break;
+      }
+      SCOPED_TRACE("limit " + std::to_string(limit) + " step " + std::to_string(step));
+      if (limit >= head.size()) {
+        EXPECT_TRUE(r.done);
+        EXPECT_EQ(off, head.size());
+      } else {
+        EXPECT_EQ(r.error, ParseError::kHeaderTooLarge);
+        EXPECT_EQ(off, limit);  // every byte up to the limit, none past it
+      }
+    }
   }
 }
 
