@@ -34,18 +34,14 @@ void add_chunk(evbuffer* out, std::string_view data) {
   evbuffer_add(out, http1::kChunkEnd.data(), http1::kChunkEnd.size());
 }
 
-UpstreamExchange::UpstreamExchange(WorkerContext& ctx, Sink& sink)
-    : ctx_(ctx),
-      sink_(sink),
-      connect_timer_(evtimer_new(ctx.base, &UpstreamExchange::connect_timer_cb, this)),
-      resume_ev_(event_new(ctx.base, -1, 0, &UpstreamExchange::resume_cb, this)) {
+UpstreamExchange::UpstreamExchange(WorkerContext& ctx, Sink& sink) : ctx_(ctx), sink_(sink) {
   resp_sink_.x = this;
 }
 
 UpstreamExchange::~UpstreamExchange() = default;
 
 bool UpstreamExchange::start(Request req) {
-  if (started_ || !connect_timer_ || !resume_ev_) return false;
+  if (started_) return false;
   started_ = true;
   req_ = std::move(req);
   if (req_.backend_index >= ctx_.endpoints.size()) return false;
@@ -68,6 +64,10 @@ bool UpstreamExchange::connect(bool allow_pooled) {
     reused_ = true;
     connected_ = true;
   } else {
+    // Made when first needed: most exchanges reuse a pooled connection.
+    if (!connect_timer_)
+      connect_timer_.reset(evtimer_new(ctx_.base, &UpstreamExchange::connect_timer_cb, this));
+    if (!connect_timer_) return false;
     up_.reset(bufferevent_socket_new(ctx_.base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS));
     if (!up_) return false;
   }
@@ -93,6 +93,10 @@ bool UpstreamExchange::connect(bool allow_pooled) {
   if (enable != 0) bufferevent_enable(up_.get(), enable);
   if (reused_ && request_complete_) arm_response_timeout();
   return true;
+}
+
+void UpstreamExchange::stop_connect_timer() {
+  if (connect_timer_) evtimer_del(connect_timer_.get());
 }
 
 void UpstreamExchange::write(std::string_view data) {
@@ -126,6 +130,10 @@ void UpstreamExchange::arm_response_timeout() {
 
 void UpstreamExchange::pause_reading() {
   if (paused_) return;
+  // resume_reading() needs this event; made on the first pause (most
+  // responses never pause). Without it (out of memory), keep reading.
+  if (!resume_ev_) resume_ev_.reset(event_new(ctx_.base, -1, 0, &UpstreamExchange::resume_cb, this));
+  if (!resume_ev_) return;
   paused_ = true;
   if (up_) bufferevent_disable(up_.get(), EV_READ);
 }
@@ -143,7 +151,7 @@ void UpstreamExchange::cancel() {
   finished_ = true;
   pump_.detach();
   up_.reset();
-  if (connect_timer_) evtimer_del(connect_timer_.get());
+  stop_connect_timer();
   if (resume_ev_) event_del(resume_ev_.get());
 }
 
@@ -171,7 +179,7 @@ void UpstreamExchange::closed_early() {
 }
 
 void UpstreamExchange::complete() {
-  evtimer_del(connect_timer_.get());
+  stop_connect_timer();
   const bool reuse = req_.reusable && upstream_keep_alive_ && request_complete_ && connected_ && up_ &&
                      ctx_.pool && !ctx_.draining && out_len(up_.get()) == 0 && in_len(up_.get()) == 0;
   pump_.detach();
@@ -180,7 +188,7 @@ void UpstreamExchange::complete() {
     ctx_.pool->release(req_.backend_index, std::move(up_));
   }
   up_.reset();
-  event_del(resume_ev_.get());
+  if (resume_ev_) event_del(resume_ev_.get());
   finished_ = true;
   sink_.on_exchange_complete();
 }
@@ -215,7 +223,7 @@ void UpstreamExchange::event_cb(bufferevent* bev, short what, void* arg) {
   if (x->finished_ || bev != x->up_.get()) return;
   if (what & BEV_EVENT_CONNECTED) {
     x->connected_ = true;
-    evtimer_del(x->connect_timer_.get());
+    x->stop_connect_timer();
     x->pump_.attach(x->ctx_.base, bev, &write_cb, x);
     set_upstream_socket_options(bev, *x->ctx_.cfg);
     if (x->request_complete_) x->arm_response_timeout();
@@ -285,7 +293,7 @@ void UpstreamExchange::on_head(http1::ResponseHead&& head) {
   interim_ = false;
   response_started_ = true;
   upstream_keep_alive_ = head.keep_alive;
-  evtimer_del(connect_timer_.get());
+  stop_connect_timer();
   sink_.on_exchange_head(std::move(head));
 }
 

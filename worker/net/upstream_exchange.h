@@ -105,6 +105,7 @@ class UpstreamExchange : public BackendExchange {
   static void write_cb(bufferevent* bev, void* arg);
   static void event_cb(bufferevent* bev, short what, void* arg);
   static void connect_timer_cb(evutil_socket_t, short, void* arg);
+  void stop_connect_timer();
   static void resume_cb(evutil_socket_t, short, void* arg);
 
   bool connect(bool allow_pooled);
@@ -124,9 +125,9 @@ class UpstreamExchange : public BackendExchange {
   ResponseSink resp_sink_;
   std::unique_ptr<http1::Parser> parser_;
   BufferEventPtr up_;
-  OutputPump pump_;  // write interest once connected (see bulk_io.h)
-  EventPtr connect_timer_;
-  EventPtr resume_ev_;
+  OutputPump pump_;         // write interest once connected (see bulk_io.h)
+  EventPtr connect_timer_;  // fresh connections only; made by the first connect()
+  EventPtr resume_ev_;      // made by the first pause_reading()
   bool started_ = false;
   bool connected_ = false;
   bool reused_ = false;
