@@ -45,6 +45,7 @@ UpstreamPool::~UpstreamPool() { clear(); }
 
 void UpstreamPool::clear() {
   for (auto& l : idle_) l.clear();
+  spare_.clear();
 }
 
 size_t UpstreamPool::idle_count(size_t index) const { return index < idle_.size() ? idle_[index].size() : 0; }
@@ -52,9 +53,9 @@ size_t UpstreamPool::idle_count(size_t index) const { return index < idle_.size(
 net::BufferEventPtr UpstreamPool::acquire(size_t index) {
   if (!cfg_.enabled || index >= idle_.size() || idle_[index].empty()) return nullptr;
   // Most recently used first: the likeliest to still be open on the backend.
-  std::unique_ptr<Idle> idle = std::move(idle_[index].back());
-  idle_[index].pop_back();
-  net::BufferEventPtr bev = std::move(idle->bev);
+  auto& list = idle_[index];
+  net::BufferEventPtr bev = std::move(list.back().bev);
+  spare_.splice(spare_.end(), list, std::prev(list.end()));
   bufferevent_setcb(bev.get(), nullptr, nullptr, nullptr, nullptr);
   bufferevent_set_timeouts(bev.get(), nullptr, nullptr);
   return bev;
@@ -64,12 +65,10 @@ void UpstreamPool::release(size_t index, net::BufferEventPtr bev) {
   if (!cfg_.enabled || index >= idle_.size() || !bev) return;
   auto& list = idle_[index];
   if (cfg_.pool_max_idle_per_host != 0 && list.size() >= cfg_.pool_max_idle_per_host) return;
-  auto idle = std::make_unique<Idle>();
-  idle->pool = this;
-  idle->index = index;
-  idle->bev = std::move(bev);
-  Idle* raw = idle.get();
-  list.push_back(std::move(idle));
+  Idle* raw = &push_node(list);
+  raw->pool = this;
+  raw->index = index;
+  raw->bev = std::move(bev);
   raw->self = std::prev(list.end());
   bufferevent_setcb(raw->bev.get(), &UpstreamPool::on_read, nullptr, &UpstreamPool::on_event, raw);
   if (cfg_.idle_timeout != 0) {  // 0: idle connections wait until the backend closes them
@@ -79,9 +78,17 @@ void UpstreamPool::release(size_t index, net::BufferEventPtr bev) {
   bufferevent_enable(raw->bev.get(), EV_READ);
 }
 
+UpstreamPool::Idle& UpstreamPool::push_node(std::list<Idle>& list) {
+  if (spare_.empty()) return list.emplace_back();
+  list.splice(list.end(), spare_, spare_.begin());
+  return list.back();
+}
+
 void UpstreamPool::drop(Idle* idle) {
-  // Erasing destroys `idle` and frees its bufferevent (safe inside its callback).
-  idle->pool->idle_[idle->index].erase(idle->self);
+  // Frees the bufferevent (safe inside its callback) and keeps the node.
+  UpstreamPool* pool = idle->pool;
+  idle->bev.reset();
+  pool->spare_.splice(pool->spare_.end(), pool->idle_[idle->index], idle->self);
 }
 
 void UpstreamPool::on_read(bufferevent* /*bev*/, void* arg) {

@@ -53,14 +53,21 @@ class UpstreamPool {
     UpstreamPool* pool = nullptr;
     size_t index = 0;
     net::BufferEventPtr bev;
-    std::list<std::unique_ptr<Idle>>::iterator self;
+    std::list<Idle>::iterator self;
   };
   static void on_read(bufferevent* bev, void* arg);
   static void on_event(bufferevent* bev, short what, void* arg);
   void drop(Idle* idle);
 
+  // Takes a node for `list` from spare_ (or a new one), at its end.
+  Idle& push_node(std::list<Idle>& list);
+
   config::BackendPool cfg_;
-  std::vector<std::list<std::unique_ptr<Idle>>> idle_;
+  std::vector<std::list<Idle>> idle_;
+  // Emptied nodes (no bufferevent), spliced back by release(): a request that
+  // takes a pooled connection and gives it back allocates nothing. At most
+  // as many as were idle at once.
+  std::list<Idle> spare_;
 };
 
 }  // namespace huginn::worker::proxy
