@@ -5,6 +5,13 @@
 namespace huginn::worker::http1 {
 
 namespace {
+// Bytes append_headers() adds: each "name: value\r\n" and the final CRLF.
+size_t headers_size(const Headers& headers) {
+  size_t n = 2;
+  for (const auto& h : headers) n += h.name.size() + h.value.size() + 4;
+  return n;
+}
+
 void append_headers(std::string& out, const Headers& headers) {
   for (const auto& h : headers) {
     out.append(h.name);
@@ -18,6 +25,8 @@ void append_headers(std::string& out, const Headers& headers) {
 
 void append_request_head(std::string& out, std::string_view method, std::string_view target,
                          const Headers& headers) {
+  // One allocation for the whole head (it is built once per request).
+  out.reserve(out.size() + method.size() + target.size() + 12 + headers_size(headers));
   out.append(method);
   out.push_back(' ');
   out.append(target);
@@ -27,10 +36,15 @@ void append_request_head(std::string& out, std::string_view method, std::string_
 
 void append_response_head(std::string& out, uint16_t status, std::string_view reason,
                           const Headers& headers) {
-  char line[32];
-  const int n = std::snprintf(line, sizeof line, "HTTP/1.1 %03u ", static_cast<unsigned>(status % 1000));
-  out.append(line, static_cast<size_t>(n));
-  out.append(reason.empty() ? status_phrase(status) : reason);
+  const std::string_view phrase = reason.empty() ? status_phrase(status) : reason;
+  out.reserve(out.size() + 15 + phrase.size() + headers_size(headers));
+  const unsigned code = status % 1000u;
+  out.append("HTTP/1.1 ");
+  out.push_back(static_cast<char>('0' + code / 100));
+  out.push_back(static_cast<char>('0' + code / 10 % 10));
+  out.push_back(static_cast<char>('0' + code % 10));
+  out.push_back(' ');
+  out.append(phrase);
   out.append("\r\n");
   append_headers(out, headers);
 }
