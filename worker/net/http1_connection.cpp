@@ -289,7 +289,7 @@ void Http1Connection::on_request_head(http1::RequestHead&& head) {
   req.backend_index = static_cast<size_t>(d.backend - ctx_.cfg->backends.data());
   req.method = llhttp_method_name(static_cast<llhttp_method_t>(head.method));
   req.target = std::move(d.upstream_target);
-  req.headers = proxy::rewrite_request(head.headers, rc);
+  req.headers = proxy::rewrite_request(std::move(head.headers), rc);
   req.head_request = ex_.head_request;
   if (head.framing == http1::BodyFraming::kChunked) {
     req.body = BackendRequest::Body::kChunked;
@@ -386,13 +386,15 @@ void Http1Connection::on_exchange_head(http1::ResponseHead&& head) {
   rc.route = ex_.route;
   rc.backend = ex_.backend;
   rc.tls = info_.tls;
-  http1::Headers out = proxy::rewrite_response(head.headers, rc);
+  // A HEAD response keeps the backend's Content-Length (rewriting drops it).
+  std::optional<std::string> head_length;
+  if (head.framing == http1::BodyFraming::kNone && ex_.head_request) {
+    if (const auto* cl = http1::find_header(head.headers, "content-length")) head_length = cl->value;
+  }
+  http1::Headers out = proxy::rewrite_response(std::move(head.headers), rc);
   switch (head.framing) {
     case http1::BodyFraming::kNone:
-      if (ex_.head_request) {
-        if (const auto* cl = http1::find_header(head.headers, "content-length"))
-          out.push_back({"Content-Length", cl->value});
-      }
+      if (head_length) out.push_back({"Content-Length", std::move(*head_length)});
       break;
     case http1::BodyFraming::kLength:
       out.push_back({"Content-Length", std::to_string(head.content_length)});

@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <iterator>
+#include <optional>
 
 #include "common/sys/log.h"
 #include "worker/http1/writer.h"
@@ -826,13 +828,14 @@ void Http2Connection::dispatch(Stream& s) {
   http1::Headers in;
   in.reserve(s.headers.size() + 2);
   if (s.have_authority || s.have_host) in.push_back(http1::Header{"host", std::string(authority)});
-  in.insert(in.end(), s.headers.begin(), s.headers.end());
+  in.insert(in.end(), std::make_move_iterator(s.headers.begin()), std::make_move_iterator(s.headers.end()));
+  s.headers.clear();
   if (s.have_cookie) in.push_back(http1::Header{"cookie", s.cookie});
   BackendRequest req;
   req.backend_index = static_cast<size_t>(d.backend - ctx_.cfg->backends.data());
   req.method = s.method;
   req.target = std::move(d.upstream_target);
-  req.headers = proxy::rewrite_request(in, rc);
+  req.headers = proxy::rewrite_request(std::move(in), rc);
   req.head_request = s.head_request;
   req.client_h2 = true;
   if (s.have_content_length) {
@@ -867,20 +870,24 @@ void Http2Connection::on_stream_head(Stream& s, http1::ResponseHead&& head) {
   rc.route = s.route;
   rc.backend = s.backend;
   rc.tls = info_.tls;
-  const http1::Headers rewritten = proxy::rewrite_response(head.headers, rc);
+  // A HEAD response keeps the backend's Content-Length (rewriting drops it).
+  std::optional<std::string> head_length;
+  if (head.framing != http1::BodyFraming::kLength && s.head_request) {
+    if (const auto* cl = http1::find_header(head.headers, "content-length")) head_length = cl->value;
+  }
+  http1::Headers rewritten = proxy::rewrite_response(std::move(head.headers), rc);
   Fields fields;
   fields.reserve(rewritten.size() + 2);
   fields.emplace_back(":status", std::to_string(head.status));
-  for (const auto& h : rewritten) {
+  for (auto& h : rewritten) {
     std::string name = http1::to_lower(h.name);
     if (!valid_field_name(name) || connection_specific(name) || name == "content-length") continue;
-    fields.emplace_back(std::move(name), h.value);
+    fields.emplace_back(std::move(name), std::move(h.value));
   }
   if (head.framing == http1::BodyFraming::kLength) {
     fields.emplace_back("content-length", std::to_string(head.content_length));
-  } else if (s.head_request) {
-    if (const auto* cl = http1::find_header(head.headers, "content-length"))
-      fields.emplace_back("content-length", cl->value);
+  } else if (head_length) {
+    fields.emplace_back("content-length", std::move(*head_length));
   }
   const bool with_body = !s.head_request && head.status != 204 && head.status != 304;
   submit_response(s, fields, with_body);

@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cstddef>
+#include <utility>
 
 namespace huginn::worker::proxy {
 
@@ -93,7 +95,7 @@ void apply_header_ops(Headers& headers, const config::HeaderOps& ops) {
   for (const auto& add : ops.add) set_header(headers, add.name, add.value);
 }
 
-Headers rewrite_request(const Headers& in, const RequestContext& ctx) {
+Headers rewrite_request(Headers in, const RequestContext& ctx) {
   const config::Config& cfg = *ctx.cfg;
   const auto tokens = connection_tokens(in);
   const auto& fh = cfg.fingerprint.headers;
@@ -101,15 +103,17 @@ Headers rewrite_request(const Headers& in, const RequestContext& ctx) {
                                        fh.akamai, fh.tcp,   kSpoofingHeader};
   bool spoofed[std::size(fp_names)] = {};
 
-  Headers out;
-  out.reserve(in.size() + 8);
+  // Filtered in place: the kept fields move to the front, nothing is copied.
+  Headers& out = in;
   std::string client_host;
   bool have_client_host = false;
   std::string xff;
   bool have_xff = false;
-  for (const auto& h : in) {
+  size_t kept = 0;
+  for (size_t i = 0; i < in.size(); ++i) {
+    Header& h = in[i];
     if (iequals(h.name, "host")) {
-      client_host = h.value;
+      client_host = std::move(h.value);
       have_client_host = true;
       continue;
     }
@@ -117,9 +121,9 @@ Headers rewrite_request(const Headers& in, const RequestContext& ctx) {
     if (is_hop_by_hop(h.name, tokens)) continue;
     // 2. client copies of fingerprint headers
     bool fp = false;
-    for (size_t i = 0; i < std::size(fp_names); ++i) {
-      if (iequals(h.name, fp_names[i])) {
-        spoofed[i] = true;
+    for (size_t k = 0; k < std::size(fp_names); ++k) {
+      if (iequals(h.name, fp_names[k])) {
+        spoofed[k] = true;
         fp = true;
       }
     }
@@ -134,8 +138,11 @@ Headers rewrite_request(const Headers& in, const RequestContext& ctx) {
     if (iequals(h.name, "x-forwarded-proto") || iequals(h.name, "x-forwarded-host") ||
         iequals(h.name, "x-forwarded-port"))
       continue;
-    out.push_back(h);
+    if (kept != i) in[kept] = std::move(h);
+    ++kept;
   }
+  in.erase(in.begin() + static_cast<std::ptrdiff_t>(kept), in.end());
+  out.reserve(kept + 12);  // the injected and forwarding fields, Host
 
   // 2. spoofing report
   std::string spoof_list;
@@ -187,20 +194,21 @@ Headers rewrite_request(const Headers& in, const RequestContext& ctx) {
     host_value = client_host;
   }
   out.insert(out.begin(), Header{"Host", std::move(host_value)});
-  return out;
+  return in;  // `out` is `in`: moved out, not copied
 }
 
-Headers rewrite_response(const Headers& in, const RequestContext& ctx) {
+Headers rewrite_response(Headers in, const RequestContext& ctx) {
   const auto tokens = connection_tokens(in);
-  Headers out;
-  out.reserve(in.size() + 4);
-  for (const auto& h : in)
-    if (!is_hop_by_hop(h.name, tokens)) out.push_back(h);
+  // Filtered in place, like the request.
+  Headers& out = in;
+  out.erase(
+      std::remove_if(out.begin(), out.end(), [&](const Header& h) { return is_hop_by_hop(h.name, tokens); }),
+      out.end());
   apply_security(out, security_block(*ctx.cfg, ctx.domain, ctx.route), ctx.tls);
   apply_header_ops(out, ctx.cfg->headers.response);
   if (ctx.domain) apply_header_ops(out, ctx.domain->headers.response);
   if (ctx.route) apply_header_ops(out, ctx.route->headers.response);
-  return out;
+  return in;  // `out` is `in`: moved out, not copied
 }
 
 Headers security_headers(const config::Config& cfg, const config::Domain* domain, const config::Route* route,

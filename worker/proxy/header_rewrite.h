@@ -39,12 +39,15 @@ std::vector<std::string> connection_tokens(const http1::Headers& headers);
 // True when `value` is a comma-separated list of IP address literals.
 bool is_well_formed_xff(std::string_view value);
 
-// Steps 1-6: the header list for the backend request (Host first).
-http1::Headers rewrite_request(const http1::Headers& in, const RequestContext& ctx);
+// Steps 1-6: the header list for the backend request (Host first). Takes the
+// client's list and rewrites it in place (pass it with std::move when the
+// caller is done with it: the kept fields are moved, not copied).
+http1::Headers rewrite_request(http1::Headers in, const RequestContext& ctx);
 
 // Backend response → client: hop-by-hop removed, security headers, then the
 // configured response manipulation (global → domain → route).
-http1::Headers rewrite_response(const http1::Headers& in, const RequestContext& ctx);
+// Also in place, like rewrite_request.
+http1::Headers rewrite_response(http1::Headers in, const RequestContext& ctx);
 
 // Security headers for a response in this scope (route block, else domain
 // block, else global); HSTS only over TLS. Also used on proxy-generated

@@ -111,6 +111,23 @@ TEST(Http2Connection, GetAndPostWithExactBodies) {
   EXPECT_EQ(srv.total_requests(), 2u);
 }
 
+TEST(Http2Connection, HeadKeepsTheBackendsContentLengthWithoutABody) {
+  Backend be(echo_body);
+  H2Server srv(load_config(simple_config(be.address())));
+  H2Client c(srv.port());
+  const int32_t head =
+      c.request("HEAD", "/hello", "app.test", {{"user-agent", "a-client-with-a-long-name/1.0"}});
+  ASSERT_TRUE(c.wait_done(head));
+  EXPECT_EQ(c.response(head).status, 200);
+  EXPECT_EQ(c.response(head).header("content-length"), std::to_string(std::string("ok /hello").size()));
+  EXPECT_EQ(c.response(head).header("x-backend"), "yes");
+  EXPECT_TRUE(c.response(head).body.empty());
+  const auto reqs = be.received();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].method, "HEAD");
+  EXPECT_EQ(reqs[0].header("user-agent"), "a-client-with-a-long-name/1.0");  // moved through intact
+}
+
 TEST(Http2Connection, OneMebibyteBothWaysByteExact) {
   const size_t kSize = 1 << 20;
   Backend be([&](const Request& r) {
