@@ -101,6 +101,9 @@ struct Server::Impl {
     Impl* impl = nullptr;
     ListenerSpec spec;
     net::ListenerPtr ev;
+    // The listening socket's port, which every socket it accepts has as its
+    // local port (one getsockname here instead of one per connection).
+    uint16_t port = 0;
   };
   std::vector<std::unique_ptr<Listener>> listeners;
   // Every client connection in any stage (sniffing, TLS handshake, HTTP).
@@ -175,7 +178,7 @@ void Server::Impl::accept_cb(evconnlistener*, evutil_socket_t fd, sockaddr* sa, 
   c.accepted_ns = syn::monotonic_ns();
   c.fd = sys::UniqueFd(fd);  // evconnlistener accepts with SOCK_NONBLOCK
   c.info.peer_ip = ip_of(sa);
-  c.info.local_port = local_port_of(fd);
+  c.info.local_port = l->port;
   c.tls = l->spec.tls;
   if (auto peer = huginn::net::SocketAddress::from_sockaddr(sa, socklen)) c.peer = *peer;
   const config::ProxyProtocol::Mode pp_mode = self->ctx.cfg->listen.proxy_protocol.mode;
@@ -382,6 +385,7 @@ bool Server::add_listener(sys::UniqueFd fd, const ListenerSpec& spec) {
   auto l = std::make_unique<Impl::Listener>();
   l->impl = impl_.get();
   l->spec = spec;
+  l->port = local_port_of(fd.get());
   // backlog 0: the socket is already listening (bound by the supervisor).
   l->ev.reset(
       evconnlistener_new(impl_->ctx.base, &Impl::accept_cb, l.get(), LEV_OPT_CLOSE_ON_FREE, 0, fd.get()));
