@@ -176,11 +176,7 @@ bool Http2Connection::start() {
     close();
     return false;
   }
-  const evutil_socket_t fd = bufferevent_getfd(bev_.get());
-  if (fd >= 0) {
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  }
+  // TCP_NODELAY is already set: the Server sets it on every accepted socket.
   bufferevent_setcb(bev_.get(), &read_cb, &write_cb, &event_cb, this);
   raise_io_limits(bev_.get());
   bufferevent_setwatermark(bev_.get(), EV_READ, 0, kReadHigh);

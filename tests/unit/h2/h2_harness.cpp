@@ -5,6 +5,7 @@
 #include <event2/bufferevent.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -119,6 +120,8 @@ void H2Server::accept_cb(evutil_socket_t fd, short, void* arg) {
 }
 
 void H2Server::on_accept(int fd) {
+  int one = 1;  // as the worker's Server does for every accepted socket
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   bufferevent* bev = bufferevent_socket_new(base_, fd, BEV_OPT_CLOSE_ON_FREE);
   ASSERT_NE(bev, nullptr);
   net::BufferEventPtr transport(bev);
