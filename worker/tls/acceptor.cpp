@@ -27,11 +27,23 @@ using BioPtr = sys::CHandle<BIO, BIO_free>;
 // reads and writes the socket. Never closes the socket: the Acceptor owns it
 // until bufferevent_openssl takes it (BEV_OPT_CLOSE_ON_FREE finds it through
 // BIO_C_GET_FD).
+//
+// During the handshake the BIO reads ahead: OpenSSL asks for each record's
+// 5-byte header and then its body, so the client's second flight
+// (ChangeCipherSpec, Finished, often the first request) would cost four or
+// more recv calls; one recv of up to kReadAhead bytes takes all of it, and
+// the rest is returned from `prefix` like the ClientHello. After the
+// handshake (read_ahead off) reads go straight to the socket again: libevent
+// reads only on socket readiness, so bytes held here would wait for the next
+// packet (Acceptor::succeed hands over what is left by activating the read).
+
+constexpr size_t kReadAhead = 4096;
 
 struct FdBio {
   int fd = -1;
   std::vector<uint8_t> prefix;
   size_t off = 0;
+  bool read_ahead = true;
   size_t remaining() const { return prefix.size() - off; }
 };
 
@@ -51,13 +63,24 @@ int bio_read(BIO* b, char* out, int len) {
     }
     return static_cast<int>(n);
   }
+  const bool ahead = st->read_ahead && static_cast<size_t>(len) < kReadAhead;
+  uint8_t buf[kReadAhead];
+  char* into = ahead ? reinterpret_cast<char*>(buf) : out;
+  const size_t want = ahead ? sizeof buf : static_cast<size_t>(len);
   ssize_t r;
   do {
-    r = ::recv(st->fd, out, static_cast<size_t>(len), 0);
+    r = ::recv(st->fd, into, want, 0);
   } while (r < 0 && errno == EINTR);
-  if (r >= 0) return static_cast<int>(r);
-  if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_read(b);
-  return -1;
+  if (r < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_read(b);
+    return -1;
+  }
+  if (!ahead) return static_cast<int>(r);
+  const size_t n = std::min(static_cast<size_t>(r), static_cast<size_t>(len));
+  std::memcpy(out, buf, n);
+  st->prefix.assign(buf + n, buf + r);  // empty when OpenSSL took it all
+  st->off = 0;
+  return static_cast<int>(n);
 }
 
 int bio_write(BIO* b, const char* in, int len) {
@@ -375,6 +398,7 @@ void Acceptor::succeed() {
   // already hold would never make the socket readable again: libevent reads
   // only on socket readiness, so its read event is activated by hand.
   BIO* rbio = SSL_get_rbio(ssl);
+  if (FdBio* st = rbio != nullptr ? state(rbio) : nullptr) st->read_ahead = false;
   const bool pending = SSL_has_pending(ssl) == 1 || (rbio != nullptr && BIO_pending(rbio) > 0);
   bufferevent* bev = bufferevent_openssl_socket_new(base_, fd_.get(), ssl, BUFFEREVENT_SSL_OPEN,
                                                     BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
