@@ -78,8 +78,9 @@ void Http1Connection::close() {
   if (closed_) return;
   closed_ = true;
   access_.finish(ctx_, info_);  // a request cut short: 499, or the status and bytes so far
-  // Closing after a flushed final response: the client may still be sending.
-  linger_ = flushing_close_ && client_ && out_len(client_.get()) == 0;
+  // Closing after a flushed final response: the client may still be sending,
+  // unless it has closed its side already (EOF, or a TLS close_notify).
+  linger_ = flushing_close_ && !client_eof_ && client_ && out_len(client_.get()) == 0;
   drop_exchange();
   // The client bufferevent is freed with the object (from the event loop):
   // close() may run while process_input() still holds its input buffer.
