@@ -2,10 +2,14 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/bufferevent_struct.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <sys/uio.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <utility>
 
 #include "worker/net/worker_context.h"
@@ -80,9 +84,9 @@ namespace huginn::worker::net {
 
 bool OutputPump::attach(event_base* base, bufferevent* bev, bufferevent_data_cb write_cb, void* arg) {
   detach();
-  if (base == nullptr || bev == nullptr || bufferevent_openssl_get_ssl(bev) != nullptr ||
-      bufferevent_getfd(bev) < 0)
-    return false;
+  if (base == nullptr || bev == nullptr || bufferevent_getfd(bev) < 0) return false;
+  SSL* ssl = bufferevent_openssl_get_ssl(bev);
+  if (ssl != nullptr && SSL_is_init_finished(ssl) != 1) return false;  // handshaking: libevent's
   flush_ev_ = event_new(base, -1, 0, &OutputPump::on_flush, this);
   if (flush_ev_ == nullptr) return false;
   cb_ = evbuffer_add_cb(bufferevent_get_output(bev), &OutputPump::on_change, this);
@@ -92,12 +96,25 @@ bool OutputPump::attach(event_base* base, bufferevent* bev, bufferevent_data_cb 
     return false;
   }
   bev_ = bev;
+  ssl_ = ssl;
   write_cb_ = write_cb;
   arg_ = arg;
   // Bytes still queued stay with libevent until its write callback reports
   // the output empty (done_writing).
-  if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) bufferevent_disable(bev, EV_WRITE);
+  const bool queued = evbuffer_get_length(bufferevent_get_output(bev)) > 0;
+  if (ssl_ != nullptr) {
+    tls_handed_back_ = queued;
+    // libevent arms the write event of a new, open TLS bufferevent: take it
+    // back now rather than after epoll reports the socket writable.
+    if (!queued) event_del(&bev->ev_write);
+  } else if (!queued) {
+    bufferevent_disable(bev, EV_WRITE);
+  }
   return true;
+}
+
+bool OutputPump::libevent_writing() const {
+  return ssl_ != nullptr ? tls_handed_back_ : (bufferevent_get_enabled(bev_) & EV_WRITE) != 0;
 }
 
 void OutputPump::detach() {
@@ -108,29 +125,63 @@ void OutputPump::detach() {
   cb_ = nullptr;
   scheduled_ = false;
   bufferevent* bev = std::exchange(bev_, nullptr);
+  // A TLS bufferevent's write event was armed when its pending bytes were
+  // added (and EV_WRITE never left): libevent writes them.
+  if (std::exchange(ssl_, nullptr) != nullptr) {
+    tls_handed_back_ = false;
+    return;
+  }
   // Hand write interest back only when there is something to write: an
   // enabled EV_WRITE with an empty output costs an event of its own.
   if (evbuffer_get_length(bufferevent_get_output(bev)) > 0) bufferevent_enable(bev, EV_WRITE);
 }
 
 void OutputPump::done_writing() {
-  if (bev_ != nullptr && evbuffer_get_length(bufferevent_get_output(bev_)) == 0)
+  if (bev_ == nullptr || evbuffer_get_length(bufferevent_get_output(bev_)) != 0) return;
+  if (ssl_ != nullptr)
+    tls_handed_back_ = false;  // libevent emptied the output (and removed its write event)
+  else
     bufferevent_disable(bev_, EV_WRITE);  // libevent already removed the event: no system call
 }
 
 void OutputPump::on_change(evbuffer*, const evbuffer_cb_info* info, void* arg) {
   auto* p = static_cast<OutputPump*>(arg);
   if (info->n_added == 0 || p->scheduled_ || p->bev_ == nullptr) return;
-  if (bufferevent_get_enabled(p->bev_) & EV_WRITE) return;  // libevent is writing
+  if (p->libevent_writing()) return;
   p->scheduled_ = true;
   event_active(p->flush_ev_, EV_TIMEOUT, 0);
 }
 
 void OutputPump::on_flush(evutil_socket_t, short, void* arg) { static_cast<OutputPump*>(arg)->flush(); }
 
+void OutputPump::flush_tls() {
+  evbuffer* out = bufferevent_get_output(bev_);
+  while (evbuffer_get_length(out) > 0) {
+    evbuffer_iovec v;
+    if (evbuffer_peek(out, -1, nullptr, &v, 1) < 1 || v.iov_len == 0) break;
+    ERR_clear_error();
+    const int n = SSL_write(ssl_, v.iov_base, static_cast<int>(std::min<size_t>(v.iov_len, INT_MAX)));
+    if (n <= 0) {
+      // Blocked (or failed): libevent's write event, armed when these bytes
+      // were added to the empty output, retries them and reports errors.
+      ERR_clear_error();
+      tls_handed_back_ = true;
+      return;
+    }
+    evbuffer_drain(out, static_cast<size_t>(n));
+  }
+  // Everything went out: libevent need not wait for the socket.
+  event_del(&bev_->ev_write);
+  if (write_cb_ != nullptr) write_cb_(bev_, arg_);
+}
+
 void OutputPump::flush() {
   scheduled_ = false;
-  if (bev_ == nullptr || (bufferevent_get_enabled(bev_) & EV_WRITE)) return;
+  if (bev_ == nullptr || libevent_writing()) return;
+  if (ssl_ != nullptr) {
+    flush_tls();
+    return;
+  }
   evbuffer* out = bufferevent_get_output(bev_);
   if (evbuffer_get_length(out) == 0) return;
   // Like the output's end for reads (see read_more), a socket bufferevent

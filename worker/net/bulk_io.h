@@ -15,6 +15,8 @@
 
 #include <cstddef>
 
+struct ssl_st;
+
 namespace huginn::worker::net {
 
 // Lets one read or write event move up to the data path's buffer bounds
@@ -64,7 +66,18 @@ namespace huginn::worker::net {
 // direct write that emptied the output, the pump calls the bufferevent's
 // write callback itself, as libevent would have.
 //
-// TLS bufferevents are not pumped (their writes go through OpenSSL).
+// A TLS bufferevent (bufferevent_openssl, connection open) is pumped too,
+// differently: libevent 2.1's openssl bufferevent arms its write event when
+// bytes are added to an empty output and writes them only once epoll reports
+// the socket writable (an epoll_ctl pair and an extra turn of the loop per
+// response). The pump SSL_writes them at the end of the current callback
+// instead and, once the output is empty, takes the write event back. On
+// SSL_ERROR_WANT_WRITE/WANT_READ or an error it leaves the rest to libevent,
+// whose armed write event retries the same bytes (OpenSSL's retry rule holds:
+// libevent writes from the same start, at least as many bytes, and sets
+// SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER), reports errors and applies its write
+// timeout; the pump takes over again once the owner's write callback calls
+// done_writing() with the output empty. EV_WRITE stays enabled throughout.
 class OutputPump {
  public:
   OutputPump() = default;
@@ -72,8 +85,9 @@ class OutputPump {
   OutputPump(const OutputPump&) = delete;
   OutputPump& operator=(const OutputPump&) = delete;
 
-  // Takes over write interest of `bev` (connected). Returns false, and leaves
-  // the bufferevent as it was, when it is not a socket bufferevent.
+  // Takes over write interest of `bev` (a connected socket bufferevent, or an
+  // open TLS one). Returns false, and leaves the bufferevent as it was, when
+  // it has no socket.
   bool attach(event_base* base, bufferevent* bev, bufferevent_data_cb write_cb, void* arg);
   // Gives write interest back to libevent (EV_WRITE enabled); before the
   // bufferevent is freed, pooled or handed over.
@@ -86,8 +100,14 @@ class OutputPump {
   static void on_change(evbuffer*, const evbuffer_cb_info* info, void* arg);
   static void on_flush(evutil_socket_t, short, void* arg);
   void flush();
+  void flush_tls();
+  // True while libevent writes (EV_WRITE enabled on a socket bufferevent; a
+  // TLS bufferevent's write was handed back after a blocked SSL_write).
+  bool libevent_writing() const;
 
   bufferevent* bev_ = nullptr;
+  ssl_st* ssl_ = nullptr;         // TLS bufferevents: their SSL
+  bool tls_handed_back_ = false;  // TLS: libevent finishes the current output
   event* flush_ev_ = nullptr;
   evbuffer_cb_entry* cb_ = nullptr;
   bufferevent_data_cb write_cb_ = nullptr;

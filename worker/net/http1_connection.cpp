@@ -35,8 +35,9 @@ bool Http1Connection::start() {
   bufferevent_setwatermark(client_.get(), EV_READ, 0, kReadHigh);
   bufferevent_setwatermark(client_.get(), EV_WRITE, kLowWater, 0);
   set_client_read_timeout(false);
-  // Cleartext: the pump owns write interest (bulk_io.h); TLS: libevent.
-  if (info_.tls || !pump_.attach(ctx_.base, client_.get(), &client_write_cb, this))
+  // The pump writes responses at the end of the callback that queued them
+  // (bulk_io.h), for cleartext and TLS clients alike.
+  if (!pump_.attach(ctx_.base, client_.get(), &client_write_cb, this))
     bufferevent_enable(client_.get(), EV_WRITE);
   bufferevent_enable(client_.get(), EV_READ);
   timer_mode_ = TimerMode::kHeader;

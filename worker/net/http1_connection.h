@@ -110,7 +110,7 @@ class Http1Connection : public Connection, public http1::ParserSink, public Upst
   WorkerContext& ctx_;
   ClientInfo info_;
   BufferEventPtr client_;
-  OutputPump pump_;  // cleartext clients: write interest (see bulk_io.h)
+  OutputPump pump_;  // write interest (see bulk_io.h)
   EventPtr client_timer_;
   TimerMode timer_mode_ = TimerMode::kNone;
   http1::Parser req_parser_;
