@@ -33,6 +33,7 @@
 #include "common/sys/memfd.h"
 #include "common/sys/privileges.h"
 #include "common/sys/seccomp.h"
+#include "worker/net/event_handles.h"
 #include "worker/sandbox_probe.h"
 #include "worker/server.h"
 #include "worker/syn/map_grant.h"
@@ -326,9 +327,7 @@ int main(int argc, char** argv) {
       if (!w.syn->prepare_listener(fd.get(), &err)) HLOG_WARN("TCP_SAVE_SYN: %s", err.c_str());
   }
 
-  event_config* ec = event_config_new();
-  w.base.reset(event_base_new_with_config(ec));
-  event_config_free(ec);
+  w.base.reset(worker::net::new_event_base().release());
   if (!w.base) die("event_base_new failed%s", "");
   w.server = std::make_unique<worker::Server>(w.base.get(), w.cfg);
 

@@ -106,6 +106,13 @@ struct Server::Impl {
     uint16_t port = 0;
   };
   std::vector<std::unique_ptr<Listener>> listeners;
+  // Listeners stopped by drain(), closed one loop turn later by
+  // close_listeners_ev (net::new_event_base: with epoll's change list, a
+  // shared listening socket closed in the turn its event is deleted would
+  // stay in the epoll set and wake this worker forever).
+  std::vector<std::unique_ptr<Listener>> stopped_listeners;
+  net::EventPtr close_listeners_ev;
+  static void close_listeners_cb(evutil_socket_t, short, void* arg);
   // Every client connection in any stage (sniffing, TLS handshake, HTTP).
   std::unordered_map<net::Connection*, std::unique_ptr<net::Connection>> conns;
   const syn::TcpSynResolver* syn = nullptr;  // owned by the caller; null = no TCP fingerprints
@@ -142,6 +149,7 @@ Server::Impl::Impl(event_base* base, std::shared_ptr<const config::Config> confi
 
 Server::Impl::~Impl() {
   listeners.clear();
+  stopped_listeners.clear();
   for (size_t i = 0; i < conns.size(); ++i) release_connection();
   conns.clear();
   graveyard.clear();
@@ -341,6 +349,10 @@ void Server::Impl::linger_event_cb(bufferevent*, short, void* arg) {
   l->impl->end_linger(l);  // EOF, error or timeout
 }
 
+void Server::Impl::close_listeners_cb(evutil_socket_t, short, void* arg) {
+  static_cast<Impl*>(arg)->stopped_listeners.clear();
+}
+
 void Server::Impl::reap_cb(evutil_socket_t, short, void* arg) {
   auto* self = static_cast<Impl*>(arg);
   self->graveyard.clear();
@@ -402,7 +414,16 @@ void Server::drain(std::function<void()> on_drained) {
   event_active(i.reaper.get(), 0, 0);  // report "drained" from the loop, not from here
   if (i.ctx.draining) return;
   i.ctx.draining = true;
+  for (auto& l : i.listeners) evconnlistener_disable(l->ev.get());
+  i.stopped_listeners = std::move(i.listeners);
   i.listeners.clear();
+  // A zero timeout runs in the next turn, after epoll_wait: the change list
+  // (with the listeners' EPOLL_CTL_DEL) is applied by then.
+  const timeval now{0, 0};
+  if (!i.close_listeners_ev)
+    i.close_listeners_ev.reset(evtimer_new(i.ctx.base, &Impl::close_listeners_cb, &i));
+  if (!i.close_listeners_ev || evtimer_add(i.close_listeners_ev.get(), &now) != 0)
+    HLOG_WARN("drain: cannot schedule closing the listeners; they close at exit");
   i.ctx.pool->clear();
   i.h2c_pool->clear();
   std::vector<net::Connection*> all;

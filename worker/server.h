@@ -28,7 +28,7 @@ class TcpSynResolver;
 
 struct ListenerSpec {
   uint32_t id = 0;
-  net::SocketAddress address;  // the bound address
+  huginn::net::SocketAddress address;  // the bound address
   bool tls = false;
 };
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/config/loader.h"
+#include "worker/net/event_handles.h"
 
 namespace huginn::test {
 
@@ -106,7 +107,7 @@ std::string make_body(size_t n, uint32_t seed) {
 EventLoopThread::EventLoopThread() {
   static const int threads_ok = evthread_use_pthreads();
   (void)threads_ok;
-  base_.reset(event_base_new());
+  base_.reset(worker::net::new_event_base().release());  // configured like a worker's
 }
 
 EventLoopThread::~EventLoopThread() { stop(); }

@@ -6,8 +6,12 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstring>
+#include <string>
 #include <thread>
 
 #include "test_support.h"
@@ -629,6 +633,62 @@ TEST(ProxyE2E, DrainWithNoConnectionsReportsAtOnce) {
   ProxyThread px(load_config(simple_config(be.address())));
   px.start_drain();
   EXPECT_TRUE(px.wait_drained());
+}
+
+// The listening socket of the test's listener (SO_ACCEPTCONN, bound to `port`).
+int find_listener_fd(uint16_t port) {
+  for (int fd = 3; fd < 4096; ++fd) {
+    int listening = 0;
+    socklen_t len = sizeof listening;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) continue;
+    sockaddr_in a{};
+    socklen_t alen = sizeof a;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&a), &alen) == 0 && a.sin_family == AF_INET &&
+        ntohs(a.sin_port) == port)
+      return fd;
+  }
+  return -1;
+}
+
+// CPU time (user + system) of one thread of this process, in milliseconds.
+long thread_cpu_ms(pid_t tid) {
+  FILE* f = std::fopen(("/proc/self/task/" + std::to_string(tid) + "/stat").c_str(), "r");
+  if (f == nullptr) return -1;
+  char buf[1024] = {};
+  const size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  const char* p = std::strrchr(buf, ')');  // the command name may hold spaces
+  if (n == 0 || p == nullptr) return -1;
+  unsigned long utime = 0, stime = 0;
+  // Fields after ") ": state(3) ... utime(14) stime(15).
+  if (std::sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
+    return -1;
+  return static_cast<long>((utime + stime) * 1000 / static_cast<unsigned long>(sysconf(_SC_CLK_TCK)));
+}
+
+TEST(ProxyE2E, DrainingWorkerDoesNotSpinOnAListeningSocketOthersStillHold) {
+  // The worker's listening sockets are shared with the supervisor and the
+  // other workers. With epoll's change list a listener closed in the turn its
+  // event is deleted stays in the epoll set; a connection then waiting in the
+  // shared backlog would wake the draining worker's loop without end.
+  Backend be;
+  ProxyThread px(load_config(simple_config(be.address())));
+  const int listener = find_listener_fd(px.port());
+  ASSERT_GE(listener, 0);
+  const int shared = dup(listener);  // what the supervisor holds
+  ASSERT_GE(shared, 0);
+  pid_t loop_tid = 0;
+  px.run([&] { loop_tid = static_cast<pid_t>(syscall(SYS_gettid)); });
+  px.start_drain();
+  EXPECT_TRUE(px.wait_drained());
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the listener's close
+  Client waiting(px.port());                                   // queued in the backlog nobody accepts from
+  ASSERT_TRUE(waiting.connected());
+  const long before = thread_cpu_ms(loop_tid);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const long used = thread_cpu_ms(loop_tid) - before;
+  EXPECT_LT(used, 100) << "the draining loop used " << used << " ms of CPU in 500 ms";
+  close(shared);
 }
 
 TEST(ProxyE2E, ExpectIsForwardedAndInterimResponsesRelayed) {
