@@ -6,6 +6,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/bufferevent_struct.h>
 #include <event2/event.h>
 #include <gtest/gtest.h>
 #include <malloc.h>
@@ -24,7 +25,7 @@
 namespace huginn::worker::net {
 namespace {
 
-using BasePtr = sys::CHandle<event_base, event_base_free>;
+using BasePtr = EventBasePtr;
 
 struct Pair {
   int ours = -1;  // given to the bufferevent
@@ -91,7 +92,7 @@ class BulkIo : public ::testing::Test {
   int ours() const { return pair_.ours; }
   void loop_once() { event_base_loop(base_.get(), EVLOOP_NONBLOCK); }
 
-  BasePtr base_{event_base_new()};
+  BasePtr base_{new_event_base()};  // configured like a worker's
   Pair pair_;
   BufferEventPtr bev_;
 };
@@ -236,50 +237,138 @@ void tls_probe_read_cb(bufferevent* bev, void* arg) {
   evbuffer_drain(in, evbuffer_get_length(in));
 }
 
-TEST(BulkIoTls, ASmallTlsReadDoesNotReserveTheWholeReadWindow) {
-  huginn::test::TestPki pki;
-  const auto pem = pki.server("srv", {"localhost"});
+// A TLS 1.3 connection over a socketpair: the server side in an open
+// bufferevent_openssl (as the acceptor hands it over), the client an SSL on
+// the peer socket.
+struct TlsPair {
   using CtxPtr = sys::CHandle<SSL_CTX, SSL_CTX_free>;
-  CtxPtr sctx(SSL_CTX_new(TLS_server_method())), cctx(SSL_CTX_new(TLS_client_method()));
-  ASSERT_TRUE(sctx && cctx);
-  ASSERT_EQ(SSL_CTX_use_certificate_chain_file(sctx.get(), pem.cert_path.c_str()), 1);
-  ASSERT_EQ(SSL_CTX_use_PrivateKey_file(sctx.get(), pem.key_path.c_str(), SSL_FILETYPE_PEM), 1);
-  SSL_CTX_set_num_tickets(sctx.get(), 0);
-  Pair pair;
-  ASSERT_GE(pair.ours, 0);
   using SslPtr = sys::CHandle<SSL, SSL_free>;
-  SslPtr server(SSL_new(sctx.get())), client(SSL_new(cctx.get()));
-  ASSERT_TRUE(server && client);
-  SSL_set_fd(server.get(), pair.ours);
-  SSL_set_fd(client.get(), pair.peer);
-  int s = 0, c = 0;
-  for (int i = 0; i < 100 && (s != 1 || c != 1); ++i) {
-    if (c != 1) c = SSL_connect(client.get());
-    if (s != 1) s = SSL_accept(server.get());
+  huginn::test::TestPki pki;
+  CtxPtr sctx{SSL_CTX_new(TLS_server_method())}, cctx{SSL_CTX_new(TLS_client_method())};
+  Pair pair;
+  SslPtr client;
+  BasePtr base{new_event_base()};
+  BufferEventPtr bev;
+
+  // `peer_rcvbuf`: the client socket's receive buffer (0: the Pair's 4 MiB).
+  bool open(int peer_rcvbuf = 0) {
+    const auto pem = pki.server("srv", {"localhost"});
+    if (!sctx || !cctx || pair.ours < 0 || !base) return false;
+    if (SSL_CTX_use_certificate_chain_file(sctx.get(), pem.cert_path.c_str()) != 1 ||
+        SSL_CTX_use_PrivateKey_file(sctx.get(), pem.key_path.c_str(), SSL_FILETYPE_PEM) != 1)
+      return false;
+    SSL_CTX_set_num_tickets(sctx.get(), 0);
+    if (peer_rcvbuf > 0) {
+      setsockopt(pair.peer, SOL_SOCKET, SO_RCVBUF, &peer_rcvbuf, sizeof peer_rcvbuf);
+      setsockopt(pair.ours, SOL_SOCKET, SO_SNDBUF, &peer_rcvbuf, sizeof peer_rcvbuf);
+    }
+    SslPtr server(SSL_new(sctx.get()));
+    client.reset(SSL_new(cctx.get()));
+    if (!server || !client) return false;
+    SSL_set_fd(server.get(), pair.ours);
+    SSL_set_fd(client.get(), pair.peer);
+    int s = 0, c = 0;
+    for (int i = 0; i < 100 && (s != 1 || c != 1); ++i) {
+      if (c != 1) c = SSL_connect(client.get());
+      if (s != 1) s = SSL_accept(server.get());
+    }
+    if (s != 1 || c != 1) return false;
+    bev.reset(bufferevent_openssl_socket_new(base.get(), pair.ours, server.get(), BUFFEREVENT_SSL_OPEN,
+                                             BEV_OPT_CLOSE_ON_FREE));
+    if (!bev) return false;
+    server.release();  // the bufferevent frees it (and closes the socket)
+    return true;
   }
-  ASSERT_EQ(s, 1);
-  ASSERT_EQ(c, 1);
-  BasePtr base(event_base_new());
-  BufferEventPtr bev(bufferevent_openssl_socket_new(base.get(), pair.ours, server.get(), BUFFEREVENT_SSL_OPEN,
-                                                    BEV_OPT_CLOSE_ON_FREE));
-  ASSERT_TRUE(bev);
-  server.release();  // the bufferevent frees it (and closes the socket)
-  raise_io_limits(bev.get());
-  bufferevent_setwatermark(bev.get(), EV_READ, 0, kReadHigh);  // as the connections set it
+
+  // What the client can read now (non-blocking socket: stops at WANT_READ).
+  std::string client_read() {
+    std::string got;
+    char buf[16384];
+    for (;;) {
+      const int n = SSL_read(client.get(), buf, sizeof buf);
+      if (n <= 0) break;
+      got.append(buf, static_cast<size_t>(n));
+    }
+    return got;
+  }
+};
+
+TEST(BulkIoTls, ASmallTlsReadDoesNotReserveTheWholeReadWindow) {
+  TlsPair t;
+  ASSERT_TRUE(t.open());
+  bufferevent* bev = t.bev.get();
+  raise_io_limits(bev);
+  bufferevent_setwatermark(bev, EV_READ, 0, kReadHigh);  // as the connections set it
   TlsReadProbe probe;
-  bufferevent_setcb(bev.get(), &tls_probe_read_cb, nullptr, nullptr, &probe);
-  bufferevent_enable(bev.get(), EV_READ);
+  bufferevent_setcb(bev, &tls_probe_read_cb, nullptr, nullptr, &probe);
+  bufferevent_enable(bev, EV_READ);
   const std::string request = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
   for (int round = 0; round < 3; ++round) {
     const size_t before = mallinfo2().uordblks;
-    ASSERT_EQ(SSL_write(client.get(), request.data(), static_cast<int>(request.size())),
+    ASSERT_EQ(SSL_write(t.client.get(), request.data(), static_cast<int>(request.size())),
               static_cast<int>(request.size()));
     const size_t want = probe.bytes + request.size();
-    for (int i = 0; i < 100 && probe.bytes < want; ++i) event_base_loop(base.get(), EVLOOP_ONCE);
+    for (int i = 0; i < 100 && probe.bytes < want; ++i) event_base_loop(t.base.get(), EVLOOP_ONCE);
     ASSERT_EQ(probe.bytes, want);
     // Two records' worth at most (kTlsReadStep), not kReadHigh (256 KiB).
     EXPECT_LT(probe.heap_at_read - std::min(before, probe.heap_at_read), 64u * 1024) << "round " << round;
   }
+}
+
+TEST(BulkIoTls, PumpWritesTlsResponsesAtOnceAndTakesTheWriteEventBack) {
+  TlsPair t;
+  ASSERT_TRUE(t.open());
+  bufferevent* bev = t.bev.get();
+  OutputPump pump;
+  WriteProbe probe{0, &pump};
+  bufferevent_setcb(bev, nullptr, &probe_write_cb, nullptr, &probe);
+  ASSERT_TRUE(pump.attach(t.base.get(), bev, &probe_write_cb, &probe));
+  EXPECT_FALSE(event_pending(&bev->ev_write, EV_WRITE, nullptr));  // the creation's write event, taken back
+  for (int round = 0; round < 3; ++round) {
+    const std::string response = "response " + std::to_string(round);
+    evbuffer_add(bufferevent_get_output(bev), response.data(), response.size());
+    event_base_loop(t.base.get(), EVLOOP_NONBLOCK);
+    EXPECT_EQ(out_len(bev), 0u);
+    EXPECT_FALSE(event_pending(&bev->ev_write, EV_WRITE, nullptr));
+    EXPECT_EQ(t.client_read(), response);
+    EXPECT_EQ(probe.callbacks, round + 1);
+  }
+  EXPECT_NE(bufferevent_get_enabled(bev) & EV_WRITE, 0);  // EV_WRITE stays enabled for libevent
+}
+
+TEST(BulkIoTls, PumpLeavesABlockedTlsWriteToLibeventAndEveryByteArrives) {
+  TlsPair t;
+  ASSERT_TRUE(t.open(16 * 1024));
+  bufferevent* bev = t.bev.get();
+  raise_io_limits(bev);
+  OutputPump pump;
+  WriteProbe probe{0, &pump};
+  bufferevent_setcb(bev, nullptr, &probe_write_cb, nullptr, &probe);
+  bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+  ASSERT_TRUE(pump.attach(t.base.get(), bev, &probe_write_cb, &probe));
+  std::string big(1 << 20, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + i % 26);
+  evbuffer_add(bufferevent_get_output(bev), big.data(), big.size());
+  event_base_loop(t.base.get(), EVLOOP_NONBLOCK);
+  // The socket took part of it; libevent's write event has the rest.
+  EXPECT_GT(out_len(bev), 0u);
+  EXPECT_TRUE(event_pending(&bev->ev_write, EV_WRITE, nullptr));
+  EXPECT_EQ(probe.callbacks, 0);
+  std::string got;
+  for (int i = 0; i < 20000 && got.size() < big.size(); ++i) {
+    got += t.client_read();
+    event_base_loop(t.base.get(), EVLOOP_NONBLOCK);
+  }
+  got += t.client_read();
+  ASSERT_EQ(got.size(), big.size());
+  EXPECT_TRUE(got == big);
+  EXPECT_EQ(out_len(bev), 0u);
+  EXPECT_GE(probe.callbacks, 1);
+  // Back with the pump: the next response goes out at once.
+  evbuffer_add(bufferevent_get_output(bev), "next", 4);
+  event_base_loop(t.base.get(), EVLOOP_NONBLOCK);
+  EXPECT_FALSE(event_pending(&bev->ev_write, EV_WRITE, nullptr));
+  EXPECT_EQ(t.client_read(), "next");
 }
 
 }  // namespace
