@@ -88,7 +88,8 @@ struct WorkerContext {
   // client still sends until it closes (or kLingerMs / kLingerMaxBytes), so
   // that unread input cannot make the kernel answer with a reset that
   // destroys response bytes the client has not read yet (nginx's
-  // lingering_close). Null = just free it.
+  // lingering_close). Not used once the client has closed its side (EOF or
+  // close_notify): nothing more can arrive. Null = just free it.
   std::function<void(BufferEventPtr transport)> linger;
 };
 
