@@ -123,6 +123,7 @@ Http2Connection::Http2Connection(WorkerContext& ctx, BufferEventPtr transport, C
 
 Http2Connection::~Http2Connection() {
   // Destroyed from the event loop, never inside a callback of bev_.
+  pump_.detach();
   if (linger_ && bev_ && ctx_.linger) ctx_.linger(std::move(bev_));
   // Streams (and their exchanges) go before the session that points at them.
   graveyard_.clear();
@@ -185,6 +186,8 @@ bool Http2Connection::start() {
   const timeval tv = to_timeval(ctx_.cfg->timeout.proxy_idle_ms);
   bufferevent_set_timeouts(bev_.get(), nullptr, &tv);
   bufferevent_enable(bev_.get(), EV_READ | EV_WRITE);
+  // Frames go out at the end of the callback that queued them (bulk_io.h).
+  pump_.attach(ctx_.base, bev_.get(), &write_cb, this);
   arm_idle_timer();
   const timeval header_tv = to_timeval(ctx_.cfg->timeout.request_header_ms);
   evtimer_add(header_timer_.get(), &header_tv);
@@ -203,6 +206,7 @@ void Http2Connection::read_cb(bufferevent* bev, void* arg) {
 
 void Http2Connection::write_cb(bufferevent*, void* arg) {
   auto* c = static_cast<Http2Connection*>(arg);
+  c->pump_.done_writing();
   if (c->closed_) return;
   if (c->closing_) {
     if (out_len(c->bev_.get()) == 0) {
@@ -349,6 +353,7 @@ void Http2Connection::close() {
   }
   // The transport is freed with the object: close() may run while an
   // nghttp2 call or a bufferevent callback still holds it.
+  pump_.detach();
   if (bev_) {
     bufferevent_disable(bev_.get(), EV_READ | EV_WRITE);
     bufferevent_setcb(bev_.get(), nullptr, nullptr, nullptr, nullptr);

@@ -97,6 +97,7 @@
 #include "common/fingerprint/akamai.h"
 #include "common/sys/c_handle.h"
 #include "worker/http1/message.h"
+#include "worker/net/bulk_io.h"
 #include "worker/net/connection.h"
 #include "worker/net/event_handles.h"
 #include "worker/net/upstream_exchange.h"
@@ -212,6 +213,7 @@ class Http2Connection : public Connection {
   WorkerContext& ctx_;
   ClientInfo info_;
   BufferEventPtr bev_;
+  OutputPump pump_;  // write interest (see bulk_io.h)
   SessionPtr session_;
   EventPtr idle_timer_;
   // [timeout] request_header_ms: from the start until the first request's
