@@ -14,7 +14,6 @@ void HeadScanner::reset() {
   after_lf_ = State::kLineStart;
   bytes_ = 0;
   headers_ = 0;
-  name_len_ = 0;
 }
 
 namespace {
@@ -55,7 +54,6 @@ HeadScanner::Result HeadScanner::scan(const char* data, size_t len) {
         return r;
       }
       bytes_ += run;
-      if (run_class == kName) name_len_ += static_cast<uint32_t>(run);
       i = j;
       if (i == len) break;
     }
@@ -98,7 +96,6 @@ HeadScanner::Result HeadScanner::scan(const char* data, size_t len) {
             return r;
           }
           state_ = State::kName;
-          name_len_ = 1;
         } else {
           ok = false;
         }
@@ -106,9 +103,7 @@ HeadScanner::Result HeadScanner::scan(const char* data, size_t len) {
       case State::kName:
         if (c == ':') {
           state_ = State::kValue;
-        } else if (is_tchar(c)) {
-          ++name_len_;
-        } else {
+        } else if (!is_tchar(c)) {
           ok = false;  // includes whitespace between the name and ':'
         }
         break;

@@ -70,7 +70,6 @@ class HeadScanner {
   State after_lf_ = State::kLineStart;
   size_t bytes_ = 0;
   uint32_t headers_ = 0;
-  uint32_t name_len_ = 0;
 };
 
 class Parser {

@@ -158,9 +158,10 @@ void OutputPump::flush_tls() {
   evbuffer* out = bufferevent_get_output(bev_);
   while (evbuffer_get_length(out) > 0) {
     evbuffer_iovec v;
-    if (evbuffer_peek(out, -1, nullptr, &v, 1) < 1 || v.iov_len == 0) break;
+    const bool peeked = evbuffer_peek(out, -1, nullptr, &v, 1) >= 1 && v.iov_len > 0;
     ERR_clear_error();
-    const int n = SSL_write(ssl_, v.iov_base, static_cast<int>(std::min<size_t>(v.iov_len, INT_MAX)));
+    const int n =
+        peeked ? SSL_write(ssl_, v.iov_base, static_cast<int>(std::min<size_t>(v.iov_len, INT_MAX))) : 0;
     if (n <= 0) {
       // Blocked (or failed): libevent's write event, armed when these bytes
       // were added to the empty output, retries them and reports errors.
