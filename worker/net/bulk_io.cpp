@@ -8,6 +8,7 @@
 #include <sys/uio.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <utility>
@@ -21,17 +22,29 @@ namespace {
 constexpr size_t kLibeventReadStep = 4096;
 constexpr size_t kPiece = 64 * 1024;
 
-ReadMore fill(evutil_socket_t fd, evbuffer* in, size_t have, size_t limit) {
-  while (have < limit) {
-    const size_t want = std::min(kPiece, limit - have);
+struct Filled {
+  size_t bytes = 0;  // read into the input
+  ReadMore end = ReadMore::kLimit;
+  int error = 0;  // errno of a failed read (kClosed), 0 for an EOF
+};
+
+// Reads into `in` until the socket would block, fails or closes, or `want`
+// bytes were read: first a piece of up to `first`, then pieces of up to
+// kPiece while each read comes back full. The input's end must be thawed.
+Filled fill(evutil_socket_t fd, evbuffer* in, size_t want, size_t first) {
+  Filled f;
+  size_t piece = first;
+  while (f.bytes < want) {
+    const size_t ask = std::min(piece, want - f.bytes);
+    piece = kPiece;
     evbuffer_iovec vec[2];
-    const int n = evbuffer_reserve_space(in, static_cast<ev_ssize_t>(want), vec, 2);
-    if (n <= 0) return ReadMore::kLimit;  // out of memory: stop here, libevent goes on
+    const int n = evbuffer_reserve_space(in, static_cast<ev_ssize_t>(ask), vec, 2);
+    if (n <= 0) return f;  // out of memory: stop here, libevent goes on
     iovec iov[2];
     size_t room = 0;
     for (int i = 0; i < n; ++i) {
       iov[i].iov_base = vec[i].iov_base;
-      iov[i].iov_len = std::min(vec[i].iov_len, want - room);
+      iov[i].iov_len = std::min(vec[i].iov_len, ask - room);
       room += iov[i].iov_len;
     }
     ssize_t got;
@@ -39,8 +52,11 @@ ReadMore fill(evutil_socket_t fd, evbuffer* in, size_t have, size_t limit) {
       got = ::readv(fd, iov, n);
     } while (got < 0 && errno == EINTR);
     if (got <= 0) {
+      const int err = got < 0 ? errno : 0;
       evbuffer_commit_space(in, vec, 0);
-      return got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? ReadMore::kWouldBlock : ReadMore::kClosed;
+      f.end = err == EAGAIN || err == EWOULDBLOCK ? ReadMore::kWouldBlock : ReadMore::kClosed;
+      f.error = f.end == ReadMore::kClosed ? err : 0;
+      return f;
     }
     size_t left = static_cast<size_t>(got);
     int used = 0;
@@ -49,10 +65,49 @@ ReadMore fill(evutil_socket_t fd, evbuffer* in, size_t have, size_t limit) {
       left -= vec[i].iov_len;
     }
     evbuffer_commit_space(in, vec, used);
-    have += static_cast<size_t>(got);
-    if (static_cast<size_t>(got) < room) return ReadMore::kWouldBlock;  // drained for now
+    f.bytes += static_cast<size_t>(got);
+    if (static_cast<size_t>(got) < room) {
+      f.end = ReadMore::kWouldBlock;  // drained for now
+      return f;
+    }
   }
-  return ReadMore::kLimit;
+  return f;
+}
+
+// libevent's read callback of socket bufferevents (bufferevent_readcb, not
+// exported), taken from the first bufferevent given direct reads. The read
+// timeout and a full input are handed to it.
+std::atomic<event_callback_fn> libevent_read_cb{nullptr};
+
+void on_readable(evutil_socket_t fd, short what, void* arg) {
+  auto* bev = static_cast<bufferevent*>(arg);
+  evbuffer* in = bufferevent_get_input(bev);
+  const size_t have = evbuffer_get_length(in);
+  const ev_ssize_t max_read = bufferevent_get_max_single_read(bev);
+  size_t want = max_read > 0 ? static_cast<size_t>(max_read) : kFirstRead;
+  size_t low = 0;
+  size_t high = 0;
+  bufferevent_getwatermark(bev, EV_READ, &low, &high);
+  if (high != 0) want = high > have ? std::min(want, high - have) : 0;
+  if (what == EV_TIMEOUT || want == 0) {
+    // The read timeout (reported with BEV_EVENT_TIMEOUT) or an input at its
+    // high watermark (reading is suspended): libevent's own handling.
+    libevent_read_cb.load(std::memory_order_relaxed)(fd, what, arg);
+    return;
+  }
+  evbuffer_unfreeze(in, 0);  // frozen outside the bufferevent's reads, as in read_more
+  const Filled f = fill(fd, in, want, kFirstRead);
+  evbuffer_freeze(in, 0);
+  if (f.bytes == 0 && f.end != ReadMore::kClosed) return;  // nothing after all
+  bufferevent_incref(bev);                                 // the callbacks may free it
+  if (f.bytes > 0) {
+    bufferevent_trigger(bev, EV_READ, 0);  // the low watermark and deferral apply
+  } else {
+    bufferevent_disable(bev, EV_READ);
+    errno = f.error;
+    bufferevent_trigger_event(bev, BEV_EVENT_READING | (f.error == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), 0);
+  }
+  bufferevent_decref(bev);
 }
 
 }  // namespace
@@ -62,20 +117,47 @@ void raise_io_limits(bufferevent* bev) {
   const bool tls = bufferevent_openssl_get_ssl(bev) != nullptr;
   bufferevent_set_max_single_read(bev, static_cast<ev_ssize_t>(tls ? kTlsReadStep : kReadHigh));
   bufferevent_set_max_single_write(bev, static_cast<ev_ssize_t>(kHighWater));
+  if (!tls) read_directly(bev);  // a connecting one gets them once connected
 }
 
 ReadMore read_more(bufferevent* bev, size_t limit) {
-  if (bev == nullptr || bufferevent_openssl_get_ssl(bev) != nullptr) return ReadMore::kNotApplicable;
+  if (bev == nullptr || bufferevent_openssl_get_ssl(bev) != nullptr || reads_directly(bev))
+    return ReadMore::kNotApplicable;
   const evutil_socket_t fd = bufferevent_getfd(bev);
   evbuffer* in = bufferevent_get_input(bev);
-  size_t have = evbuffer_get_length(in);
+  const size_t have = evbuffer_get_length(in);
   if (fd < 0 || have < kLibeventReadStep) return ReadMore::kNotApplicable;
+  if (have >= limit) return ReadMore::kLimit;
   // A socket bufferevent keeps the end of its input frozen outside its own
   // reads (evbuffer_reserve_space would fail); thaw it for ours.
   evbuffer_unfreeze(in, 0);
-  const ReadMore r = fill(fd, in, have, limit);
+  const Filled f = fill(fd, in, limit - have, kPiece);
   evbuffer_freeze(in, 0);
-  return r;
+  return f.end;
+}
+
+bool reads_directly(const bufferevent* bev) {
+  return bev != nullptr && event_get_callback(&bev->ev_read) == &on_readable;
+}
+
+bool read_directly(bufferevent* bev) {
+  if (bev == nullptr) return false;
+  if (reads_directly(bev)) return true;
+  event* ev = &bev->ev_read;
+  const evutil_socket_t fd = bufferevent_getfd(bev);
+  if (fd < 0 || bufferevent_openssl_get_ssl(bev) != nullptr || bufferevent_get_underlying(bev) != nullptr ||
+      event_get_callback_arg(ev) != bev || event_get_fd(ev) != fd)
+    return false;
+  const event_callback_fn theirs = event_get_callback(ev);
+  event_callback_fn expected = nullptr;
+  if (!libevent_read_cb.compare_exchange_strong(expected, theirs) && expected != theirs)
+    return false;  // not a socket bufferevent's read event
+  const bool pending = event_pending(ev, EV_READ, nullptr) != 0;
+  if (pending) event_del(ev);
+  if (event_assign(ev, bufferevent_get_base(bev), fd, event_get_events(ev), &on_readable, bev) != 0)
+    return false;
+  if (pending) event_add(ev, evutil_timerisset(&bev->timeout_read) ? &bev->timeout_read : nullptr);
+  return true;
 }
 
 }  // namespace huginn::worker::net

@@ -20,7 +20,8 @@ struct ssl_st;
 namespace huginn::worker::net {
 
 // Lets one read or write event move up to the data path's buffer bounds
-// (kReadHigh, kHighWater) instead of libevent's 16 KiB defaults. For a TLS
+// (kReadHigh, kHighWater) instead of libevent's 16 KiB defaults, and gives a
+// connected socket bufferevent direct reads (read_directly). For a TLS
 // bufferevent the read step is kTlsReadStep instead: libevent's openssl
 // bufferevent reserves its whole read step in the input before each
 // SSL_read, and SSL_read returns at most one record (16 KiB) per call, two per
@@ -47,7 +48,31 @@ enum class ReadMore {
 // reads go through OpenSSL). An EOF or error seen here is not reported: the
 // socket stays readable and libevent's next read reports the EOF (a reset
 // consumed here is then seen as an EOF).
+// Does nothing (kNotApplicable) for a bufferevent with direct reads: those
+// read everything the socket holds themselves.
 ReadMore read_more(bufferevent* bev, size_t limit);
+
+// Reads of a connected socket bufferevent without libevent's FIONREAD.
+// libevent 2.1's socket bufferevent asks the kernel how many bytes are
+// readable (an ioctl) before every read: one system call per request on each
+// side of a keep-alive exchange. This re-points the bufferevent's read event
+// at our own callback, which reads into the input buffer without asking:
+// first into up to kFirstRead bytes (a small request fits), then, while the
+// reads come back full, in pieces of up to 64 KiB until the socket would
+// block, the bufferevent's high read watermark or its max single read is
+// reached. Everything else stays libevent's: enabling and disabling EV_READ,
+// the read timeout (reported by libevent's own callback), suspension at the
+// high watermark, the low watermark and deferred callbacks. An EOF or an
+// error on the first read is reported like libevent does (EV_READ disabled,
+// BEV_EVENT_READING with BEV_EVENT_EOF or BEV_EVENT_ERROR and errno); after
+// bytes were read it is left for the next read, since the socket stays
+// readable. TLS, filter and unconnected bufferevents are left alone (false);
+// bufferevent_socket_connect() re-points the event at libevent's callback, so
+// a connecting bufferevent is given direct reads once it is connected. Calling
+// it again is cheap and changes nothing.
+bool read_directly(bufferevent* bev);
+inline constexpr size_t kFirstRead = 4096 - 128;  // one 4 KiB chain with libevent's header
+bool reads_directly(const bufferevent* bev);
 
 }  // namespace huginn::worker::net
 

@@ -288,6 +288,7 @@ void H2cSession::event_cb(bufferevent* bev, short what, void* arg) {
   if (s->state_ == State::kDead) return;
   if (what & BEV_EVENT_CONNECTED) {
     s->connected_ = true;
+    read_directly(bev);  // connecting re-pointed the read event at libevent's reads
     set_upstream_socket_options(bev, *s->ctx_.cfg);
     if (s->owner_ != nullptr) s->owner_->on_session_connected();
     s->flush();

@@ -225,6 +225,7 @@ void UpstreamExchange::event_cb(bufferevent* bev, short what, void* arg) {
     x->connected_ = true;
     x->stop_connect_timer();
     x->pump_.attach(x->ctx_.base, bev, &write_cb, x);
+    read_directly(bev);  // connecting re-pointed the read event at libevent's reads
     set_upstream_socket_options(bev, *x->ctx_.cfg);
     if (x->request_complete_) x->arm_response_timeout();
     return;

@@ -10,17 +10,40 @@
 #include <event2/event.h>
 #include <gtest/gtest.h>
 #include <malloc.h>
+#include <netinet/in.h>
 #include <openssl/ssl.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <cstdarg>
 #include <string>
 
 #include "common/sys/c_handle.h"
 #include "tests/support/test_certs.h"
 #include "worker/net/event_handles.h"
 #include "worker/net/worker_context.h"
+
+// Counts FIONREAD on one socket: libevent's socket reads ask it before every
+// read, direct reads must not. This definition takes the place of libc's for
+// libevent too (an executable's symbols come first); it forwards every call.
+namespace {
+std::atomic<int> fionread_fd{-1};
+std::atomic<int> fionread_calls{0};
+}  // namespace
+
+extern "C" int ioctl(int fd, unsigned long request, ...) noexcept {
+  va_list ap;
+  va_start(ap, request);
+  void* arg = va_arg(ap, void*);
+  va_end(ap);
+  if (request == FIONREAD && fd == fionread_fd.load()) ++fionread_calls;
+  return static_cast<int>(syscall(SYS_ioctl, fd, request, arg));
+}
 
 namespace huginn::worker::net {
 namespace {
@@ -369,6 +392,240 @@ TEST(BulkIoTls, PumpLeavesABlockedTlsWriteToLibeventAndEveryByteArrives) {
   event_base_loop(t.base.get(), EVLOOP_NONBLOCK);
   EXPECT_FALSE(event_pending(&bev->ev_write, EV_WRITE, nullptr));
   EXPECT_EQ(t.client_read(), "next");
+}
+
+// ---- direct reads (read_directly) ----
+
+// Keeps what arrives (byte-exact checks) and what the event callback saw.
+struct DirectProbe {
+  std::string got;
+  int callbacks = 0;
+  short events = 0;
+  int error = 0;
+  bool drain = true;  // false: leave the input alone (the high watermark test)
+  bool free_in_read = false;
+  BufferEventPtr* owner = nullptr;
+};
+
+void direct_read_cb(bufferevent* bev, void* arg) {
+  auto* p = static_cast<DirectProbe*>(arg);
+  ++p->callbacks;
+  if (p->free_in_read) {
+    p->owner->reset();  // freed inside its own read callback
+    return;
+  }
+  if (!p->drain) return;
+  evbuffer* in = bufferevent_get_input(bev);
+  const size_t n = evbuffer_get_length(in);
+  const size_t at = p->got.size();
+  p->got.resize(at + n);
+  evbuffer_remove(in, p->got.data() + at, n);
+}
+
+void direct_event_cb(bufferevent* bev, short what, void* arg) {
+  auto* p = static_cast<DirectProbe*>(arg);
+  p->events = what;
+  p->error = EVUTIL_SOCKET_ERROR();
+  if (what & BEV_EVENT_EOF) direct_read_cb(bev, arg);  // whatever was left
+}
+
+std::string pattern(size_t n) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>('a' + (i * 7 + i / 4093) % 26);
+  return s;
+}
+
+size_t send_bytes(int fd, const std::string& bytes) {
+  size_t sent = 0;
+  while (sent < bytes.size()) {
+    const ssize_t w = send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+    if (w <= 0) break;
+    sent += static_cast<size_t>(w);
+  }
+  return sent;
+}
+
+TEST_F(BulkIo, DirectReadsNeverAskTheKernelHowMuchIsReadable) {
+  DirectProbe probe;
+  bufferevent_setcb(bev(), &direct_read_cb, nullptr, &direct_event_cb, &probe);
+  bufferevent_enable(bev(), EV_READ);
+  fionread_fd = ours();
+  // libevent's own reads, first: the probe sees their FIONREAD.
+  ASSERT_EQ(send(peer(), "GET / HTTP/1.1\r\n\r\n", 18, 0), 18);
+  for (int i = 0; i < 100 && probe.got.size() < 18; ++i) loop_once();
+  ASSERT_EQ(probe.got.size(), 18u);
+  EXPECT_GE(fionread_calls.load(), 1);
+  // Direct reads: a hundred request-sized messages, none.
+  fionread_calls = 0;
+  ASSERT_TRUE(read_directly(bev()));
+  EXPECT_TRUE(reads_directly(bev()));
+  const std::string msg = pattern(300);
+  std::string want;
+  for (int r = 0; r < 100; ++r) {
+    ASSERT_EQ(send_bytes(peer(), msg), msg.size());
+    want += msg;
+    for (int i = 0; i < 100 && probe.got.size() < 18 + want.size(); ++i) loop_once();
+  }
+  EXPECT_EQ(probe.got.substr(18), want);
+  EXPECT_EQ(fionread_calls.load(), 0);
+  EXPECT_EQ(probe.events, 0);
+  fionread_fd = -1;
+}
+
+TEST_F(BulkIo, DirectReadsTakeALargeTransferInFewCallbacksAndReportEof) {
+  DirectProbe probe;
+  bufferevent_setcb(bev(), &direct_read_cb, nullptr, &direct_event_cb, &probe);
+  raise_io_limits(bev());  // gives direct reads to a connected socket bufferevent
+  ASSERT_TRUE(reads_directly(bev()));
+  bufferevent_enable(bev(), EV_READ);
+  const std::string body = pattern(1 << 20);
+  ASSERT_EQ(send_bytes(peer(), body), body.size());
+  shutdown(peer(), SHUT_WR);
+  for (int i = 0; i < 1000 && probe.events == 0; ++i) event_base_loop(base_.get(), EVLOOP_ONCE);
+  EXPECT_EQ(probe.events, BEV_EVENT_READING | BEV_EVENT_EOF);
+  EXPECT_EQ(probe.got, body);
+  // One callback per kReadHigh (the max single read) at most, plus the EOF's.
+  EXPECT_LE(probe.callbacks, static_cast<int>(body.size() / kReadHigh) + 2) << probe.callbacks;
+  EXPECT_EQ(bufferevent_get_enabled(bev()) & EV_READ, 0);  // as libevent leaves it after an EOF
+  // read_more has nothing to add to direct reads.
+  EXPECT_EQ(read_more(bev(), kReadHigh), ReadMore::kNotApplicable);
+}
+
+TEST_F(BulkIo, DirectReadsKeepTheWatermarksAndResumeWhenTheInputDrains) {
+  DirectProbe probe;
+  probe.drain = false;
+  bufferevent_setcb(bev(), &direct_read_cb, nullptr, &direct_event_cb, &probe);
+  bufferevent_setwatermark(bev(), EV_READ, 10, 64 * 1024);
+  ASSERT_TRUE(read_directly(bev()));
+  bufferevent_enable(bev(), EV_READ);
+  // Below the low watermark: read, but no callback.
+  ASSERT_EQ(send(peer(), "12345", 5, 0), 5);
+  for (int i = 0; i < 20; ++i) loop_once();
+  EXPECT_EQ(probe.callbacks, 0);
+  EXPECT_EQ(evbuffer_get_length(bufferevent_get_input(bev())), 5u);
+  ASSERT_EQ(send(peer(), "67890", 5, 0), 5);
+  for (int i = 0; i < 20 && probe.callbacks == 0; ++i) loop_once();
+  EXPECT_EQ(probe.callbacks, 1);
+  // A slow consumer: each callback takes 1000 bytes. The input never holds
+  // more than the high watermark; reading resumes as it drains, and every
+  // byte arrives in order.
+  probe.drain = true;
+  evbuffer* in = bufferevent_get_input(bev());
+  std::string got;
+  size_t most = 0;
+  struct Slow {
+    std::string* got;
+    size_t* most;
+  } slow{&got, &most};
+  bufferevent_setcb(
+      bev(),
+      [](bufferevent* b, void* arg) {
+        auto* s = static_cast<Slow*>(arg);
+        evbuffer* input = bufferevent_get_input(b);
+        *s->most = std::max(*s->most, evbuffer_get_length(input));
+        const size_t n = std::min<size_t>(1000, evbuffer_get_length(input));
+        const size_t at = s->got->size();
+        s->got->resize(at + n);
+        evbuffer_remove(input, s->got->data() + at, n);
+      },
+      nullptr, nullptr, &slow);
+  const std::string body = pattern(512 * 1024);
+  ASSERT_EQ(send_bytes(peer(), body), body.size());
+  for (int i = 0; i < 100000 && got.size() + evbuffer_get_length(in) < 10 + body.size(); ++i) loop_once();
+  got.resize(got.size() + evbuffer_get_length(in));
+  evbuffer_remove(in, got.data() + got.size() - evbuffer_get_length(in), evbuffer_get_length(in));
+  EXPECT_LE(most, 64u * 1024);
+  EXPECT_GE(most, 60u * 1024);  // it did fill up to about the watermark
+  EXPECT_TRUE(got == "1234567890" + body) << got.size();
+}
+
+TEST_F(BulkIo, DirectReadsFollowEnableAndDisableAndTakeOverAPendingEvent) {
+  DirectProbe probe;
+  bufferevent_setcb(bev(), &direct_read_cb, nullptr, &direct_event_cb, &probe);
+  bufferevent_enable(bev(), EV_READ);  // pending before the take-over
+  ASSERT_TRUE(read_directly(bev()));
+  ASSERT_TRUE(read_directly(bev()));  // again: nothing changes
+  ASSERT_EQ(send(peer(), "one", 3, 0), 3);
+  for (int i = 0; i < 20 && probe.got.empty(); ++i) loop_once();
+  EXPECT_EQ(probe.got, "one");
+  bufferevent_disable(bev(), EV_READ);
+  ASSERT_EQ(send(peer(), "two", 3, 0), 3);
+  for (int i = 0; i < 20; ++i) loop_once();
+  EXPECT_EQ(probe.got, "one");
+  bufferevent_enable(bev(), EV_READ);
+  for (int i = 0; i < 20 && probe.got.size() < 6; ++i) loop_once();
+  EXPECT_EQ(probe.got, "onetwo");
+}
+
+TEST_F(BulkIo, DirectReadsKeepLibeventsReadTimeout) {
+  DirectProbe probe;
+  bufferevent_setcb(bev(), &direct_read_cb, nullptr, &direct_event_cb, &probe);
+  const timeval tv{0, 50 * 1000};
+  bufferevent_set_timeouts(bev(), &tv, nullptr);
+  ASSERT_TRUE(read_directly(bev()));
+  bufferevent_enable(bev(), EV_READ);
+  for (int i = 0; i < 100 && probe.events == 0; ++i) event_base_loop(base_.get(), EVLOOP_ONCE);
+  EXPECT_EQ(probe.events, BEV_EVENT_READING | BEV_EVENT_TIMEOUT);
+}
+
+TEST_F(BulkIo, DirectReadsSurviveTheOwnerFreeingTheBufferEventInItsReadCallback) {
+  for (const int options : {0, static_cast<int>(BEV_OPT_DEFER_CALLBACKS)}) {
+    Pair pair;
+    ASSERT_GE(pair.ours, 0);
+    BufferEventPtr bev(bufferevent_socket_new(base_.get(), pair.ours, BEV_OPT_CLOSE_ON_FREE | options));
+    ASSERT_TRUE(bev);
+    DirectProbe probe;
+    probe.free_in_read = true;
+    probe.owner = &bev;
+    bufferevent_setcb(bev.get(), &direct_read_cb, nullptr, &direct_event_cb, &probe);
+    ASSERT_TRUE(read_directly(bev.get()));
+    bufferevent_enable(bev.get(), EV_READ);
+    ASSERT_EQ(send(pair.peer, "x", 1, 0), 1);
+    for (int i = 0; i < 20 && bev; ++i) loop_once();
+    EXPECT_FALSE(bev);  // under ASan: no use after free
+    EXPECT_EQ(probe.callbacks, 1);
+  }
+}
+
+// A TCP connection over loopback whose peer resets it.
+TEST(BulkIoTcp, DirectReadsReportAResetAsAnErrorWithItsErrno) {
+  BasePtr base(new_event_base());
+  const int lsn = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(lsn, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  ASSERT_EQ(bind(lsn, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(listen(lsn, 1), 0);
+  ASSERT_EQ(getsockname(lsn, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  const int cli = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_EQ(connect(cli, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  const int srv = accept4(lsn, nullptr, nullptr, SOCK_NONBLOCK);
+  close(lsn);
+  ASSERT_GE(srv, 0);
+  BufferEventPtr bev(bufferevent_socket_new(base.get(), srv, BEV_OPT_CLOSE_ON_FREE));
+  DirectProbe probe;
+  bufferevent_setcb(bev.get(), &direct_read_cb, nullptr, &direct_event_cb, &probe);
+  ASSERT_TRUE(read_directly(bev.get()));
+  bufferevent_enable(bev.get(), EV_READ);
+  const linger hard{1, 0};
+  setsockopt(cli, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+  close(cli);  // RST
+  for (int i = 0; i < 100 && probe.events == 0; ++i) event_base_loop(base.get(), EVLOOP_ONCE);
+  EXPECT_EQ(probe.events, BEV_EVENT_READING | BEV_EVENT_ERROR);
+  EXPECT_EQ(probe.error, ECONNRESET);
+}
+
+TEST(BulkIoTls, DirectReadsLeaveTlsAndUnconnectedBufferEventsToLibevent) {
+  TlsPair t;
+  ASSERT_TRUE(t.open());
+  EXPECT_FALSE(read_directly(t.bev.get()));
+  raise_io_limits(t.bev.get());
+  EXPECT_FALSE(reads_directly(t.bev.get()));
+  BufferEventPtr connecting(bufferevent_socket_new(t.base.get(), -1, BEV_OPT_CLOSE_ON_FREE));
+  EXPECT_FALSE(read_directly(connecting.get()));
+  EXPECT_FALSE(read_directly(nullptr));
 }
 
 }  // namespace
