@@ -25,13 +25,18 @@ constexpr size_t kPiece = 64 * 1024;
 struct Filled {
   size_t bytes = 0;  // read into the input
   ReadMore end = ReadMore::kLimit;
-  int error = 0;  // errno of a failed read (kClosed), 0 for an EOF
+  int error = 0;        // errno of a failed read (kClosed), 0 for an EOF
+  bool broken = false;  // bytes read could not be kept (out of memory)
 };
 
 // Reads into `in` until the socket would block, fails or closes, or `want`
 // bytes were read: first a piece of up to `first`, then pieces of up to
-// kPiece while each read comes back full. The input's end must be thawed.
-Filled fill(evutil_socket_t fd, evbuffer* in, size_t want, size_t first) {
+// kPiece while each read comes back full. The first read may also fill
+// `spill` (up to `spill_len` bytes past the first piece); what lands there is
+// copied into the input, in chains sized to it. The input's end must be
+// thawed.
+Filled fill(evutil_socket_t fd, evbuffer* in, size_t want, size_t first, char* spill = nullptr,
+            size_t spill_len = 0) {
   Filled f;
   size_t piece = first;
   while (f.bytes < want) {
@@ -40,16 +45,22 @@ Filled fill(evutil_socket_t fd, evbuffer* in, size_t want, size_t first) {
     evbuffer_iovec vec[2];
     const int n = evbuffer_reserve_space(in, static_cast<ev_ssize_t>(ask), vec, 2);
     if (n <= 0) return f;  // out of memory: stop here, libevent goes on
-    iovec iov[2];
+    iovec iov[3];
     size_t room = 0;
     for (int i = 0; i < n; ++i) {
       iov[i].iov_base = vec[i].iov_base;
       iov[i].iov_len = std::min(vec[i].iov_len, ask - room);
       room += iov[i].iov_len;
     }
+    size_t spilled_room = 0;
+    if (spill != nullptr) {
+      spilled_room = std::min(spill_len, want - f.bytes - room);
+      iov[n].iov_base = spill;
+      iov[n].iov_len = spilled_room;
+    }
     ssize_t got;
     do {
-      got = ::readv(fd, iov, n);
+      got = ::readv(fd, iov, n + (spilled_room > 0 ? 1 : 0));
     } while (got < 0 && errno == EINTR);
     if (got <= 0) {
       const int err = got < 0 ? errno : 0;
@@ -65,14 +76,26 @@ Filled fill(evutil_socket_t fd, evbuffer* in, size_t want, size_t first) {
       left -= vec[i].iov_len;
     }
     evbuffer_commit_space(in, vec, used);
+    if (left > 0 && evbuffer_add(in, spill, left) != 0) {
+      f.broken = true;  // out of memory: the stream lost bytes
+      f.error = ENOMEM;
+      return f;
+    }
+    spill = nullptr;
     f.bytes += static_cast<size_t>(got);
-    if (static_cast<size_t>(got) < room) {
+    if (static_cast<size_t>(got) < room + spilled_room) {
       f.end = ReadMore::kWouldBlock;  // drained for now
       return f;
     }
   }
   return f;
 }
+
+// Room for the rest of a first direct read: a message larger than kFirstRead
+// still takes one read, and the input gets chains sized to it rather than a
+// 64 KiB reservation (or a FIONREAD to size one).
+constexpr size_t kSpill = 64 * 1024;
+thread_local char spill_area[kSpill];
 
 // libevent's read callback of socket bufferevents (bufferevent_readcb, not
 // exported), taken from the first bufferevent given direct reads. The read
@@ -96,11 +119,11 @@ void on_readable(evutil_socket_t fd, short what, void* arg) {
     return;
   }
   evbuffer_unfreeze(in, 0);  // frozen outside the bufferevent's reads, as in read_more
-  const Filled f = fill(fd, in, want, kFirstRead);
+  const Filled f = fill(fd, in, want, kFirstRead, spill_area, kSpill);
   evbuffer_freeze(in, 0);
-  if (f.bytes == 0 && f.end != ReadMore::kClosed) return;  // nothing after all
-  bufferevent_incref(bev);                                 // the callbacks may free it
-  if (f.bytes > 0) {
+  if (f.bytes == 0 && f.end != ReadMore::kClosed && !f.broken) return;  // nothing after all
+  bufferevent_incref(bev);                                              // the callbacks may free it
+  if (f.bytes > 0 && !f.broken) {
     bufferevent_trigger(bev, EV_READ, 0);  // the low watermark and deferral apply
   } else {
     bufferevent_disable(bev, EV_READ);

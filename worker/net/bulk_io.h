@@ -57,21 +57,24 @@ ReadMore read_more(bufferevent* bev, size_t limit);
 // readable (an ioctl) before every read: one system call per request on each
 // side of a keep-alive exchange. This re-points the bufferevent's read event
 // at our own callback, which reads into the input buffer without asking:
-// first into up to kFirstRead bytes (a small request fits), then, while the
-// reads come back full, in pieces of up to 64 KiB until the socket would
-// block, the bufferevent's high read watermark or its max single read is
-// reached. Everything else stays libevent's: enabling and disabling EV_READ,
+// the first read into up to kFirstRead bytes of the input (a small message
+// fits one 1 KiB chain, which malloc serves from its per-thread cache) and a
+// per-thread 64 KiB spill area whose bytes are then copied into the input,
+// and, while the reads come back full, on in pieces of up to 64 KiB until the
+// socket would block, the bufferevent's high read watermark or its max single
+// read is reached. Everything else stays libevent's: enabling and disabling EV_READ,
 // the read timeout (reported by libevent's own callback), suspension at the
 // high watermark, the low watermark and deferred callbacks. An EOF or an
 // error on the first read is reported like libevent does (EV_READ disabled,
 // BEV_EVENT_READING with BEV_EVENT_EOF or BEV_EVENT_ERROR and errno); after
 // bytes were read it is left for the next read, since the socket stays
-// readable. TLS, filter and unconnected bufferevents are left alone (false);
+// readable. Bytes read but not stored (out of memory) are reported as an
+// error (ENOMEM). TLS, filter and unconnected bufferevents are left alone (false);
 // bufferevent_socket_connect() re-points the event at libevent's callback, so
 // a connecting bufferevent is given direct reads once it is connected. Calling
 // it again is cheap and changes nothing.
 bool read_directly(bufferevent* bev);
-inline constexpr size_t kFirstRead = 4096 - 128;  // one 4 KiB chain with libevent's header
+inline constexpr size_t kFirstRead = 1024 - 64;  // one 1 KiB chain with libevent's header
 bool reads_directly(const bufferevent* bev);
 
 }  // namespace huginn::worker::net
