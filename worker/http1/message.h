@@ -2,6 +2,7 @@
 // wire order with the client's spelling, and the body framing llhttp decided.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -14,6 +15,31 @@ struct Header {
   std::string value;  // OWS trimmed by llhttp
 };
 using Headers = std::vector<Header>;
+
+// A header field written by reference: its bytes live elsewhere, for as long
+// as the holder says. A few of them fit without a heap allocation.
+struct HeaderRef {
+  std::string_view name;
+  std::string_view value;
+};
+class HeaderRefs {
+ public:
+  static constexpr size_t kCapacity = 8;
+  // False (and nothing kept) when full.
+  bool push(std::string_view name, std::string_view value) {
+    if (count_ == kCapacity) return false;
+    items_[count_++] = HeaderRef{name, value};
+    return true;
+  }
+  const HeaderRef* begin() const { return items_.data(); }
+  const HeaderRef* end() const { return items_.data() + count_; }
+  size_t size() const { return count_; }
+  bool empty() const { return count_ == 0; }
+
+ private:
+  std::array<HeaderRef, kCapacity> items_{};
+  size_t count_ = 0;
+};
 
 enum class BodyFraming : uint8_t {
   kNone,        // no body

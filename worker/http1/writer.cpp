@@ -6,38 +6,42 @@ namespace huginn::worker::http1 {
 
 namespace {
 // Bytes append_headers() adds: each "name: value\r\n" and the final CRLF.
-size_t headers_size(const Headers& headers) {
+size_t headers_size(const Headers& headers, const HeaderRefs& refs) {
   size_t n = 2;
   for (const auto& h : headers) n += h.name.size() + h.value.size() + 4;
+  for (const auto& h : refs) n += h.name.size() + h.value.size() + 4;
   return n;
 }
 
-void append_headers(std::string& out, const Headers& headers) {
-  for (const auto& h : headers) {
-    out.append(h.name);
-    out.append(": ");
-    out.append(h.value);
-    out.append("\r\n");
-  }
+void append_field(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name);
+  out.append(": ");
+  out.append(value);
+  out.append("\r\n");
+}
+
+void append_headers(std::string& out, const Headers& headers, const HeaderRefs& refs) {
+  for (const auto& h : headers) append_field(out, h.name, h.value);
+  for (const auto& h : refs) append_field(out, h.name, h.value);
   out.append("\r\n");
 }
 }  // namespace
 
 void append_request_head(std::string& out, std::string_view method, std::string_view target,
-                         const Headers& headers) {
+                         const Headers& headers, const HeaderRefs& refs) {
   // One allocation for the whole head (it is built once per request).
-  out.reserve(out.size() + method.size() + target.size() + 12 + headers_size(headers));
+  out.reserve(out.size() + method.size() + target.size() + 12 + headers_size(headers, refs));
   out.append(method);
   out.push_back(' ');
   out.append(target);
   out.append(" HTTP/1.1\r\n");
-  append_headers(out, headers);
+  append_headers(out, headers, refs);
 }
 
 void append_response_head(std::string& out, uint16_t status, std::string_view reason,
                           const Headers& headers) {
   const std::string_view phrase = reason.empty() ? status_phrase(status) : reason;
-  out.reserve(out.size() + 15 + phrase.size() + headers_size(headers));
+  out.reserve(out.size() + 15 + phrase.size() + headers_size(headers, {}));
   const unsigned code = status % 1000u;
   out.append("HTTP/1.1 ");
   out.push_back(static_cast<char>('0' + code / 100));
@@ -46,7 +50,7 @@ void append_response_head(std::string& out, uint16_t status, std::string_view re
   out.push_back(' ');
   out.append(phrase);
   out.append("\r\n");
-  append_headers(out, headers);
+  append_headers(out, headers, {});
 }
 
 void append_chunk_size(std::string& out, size_t size) {

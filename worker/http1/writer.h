@@ -11,9 +11,9 @@
 
 namespace huginn::worker::http1 {
 
-// "GET /x HTTP/1.1\r\n" + headers + "\r\n"
+// "GET /x HTTP/1.1\r\n" + headers + refs + "\r\n"
 void append_request_head(std::string& out, std::string_view method, std::string_view target,
-                         const Headers& headers);
+                         const Headers& headers, const HeaderRefs& refs = {});
 // "HTTP/1.1 200 OK\r\n" + headers + "\r\n"; an empty reason uses the standard phrase.
 void append_response_head(std::string& out, uint16_t status, std::string_view reason, const Headers& headers);
 // "<hex size>\r\n"

@@ -39,6 +39,8 @@ std::unique_ptr<BackendExchange> start_h2c(WorkerContext& ctx, ExchangeSink& sin
     }
     req.headers.push_back(std::move(h));
   }
+  for (const auto& h : r.fingerprint_headers)
+    req.headers.push_back({std::string(h.name), std::string(h.value)});
   if (r.body == BackendRequest::Body::kLength)
     req.headers.push_back({"content-length", std::to_string(r.content_length)});
   auto x = std::make_unique<H2cUpstream>(ctx, *ctx.h2c_pool, sink);
@@ -64,7 +66,7 @@ std::unique_ptr<BackendExchange> start_http11(WorkerContext& ctx, ExchangeSink& 
       break;
   }
   if (!req.reusable) r.headers.push_back({"Connection", "close"});
-  http1::append_request_head(req.head, r.method, r.target, r.headers);
+  http1::append_request_head(req.head, r.method, r.target, r.headers, r.fingerprint_headers);
   auto x = std::make_unique<UpstreamExchange>(ctx, sink);
   if (!x->start(std::move(req))) return nullptr;
   return x;

@@ -61,6 +61,9 @@ struct BackendRequest {
   std::string method;
   std::string target;      // what goes on the request line / into :path
   http1::Headers headers;  // rewritten (proxy::rewrite_request): Host first, no framing fields
+  // Fingerprint fields by reference (rewrite_request's fingerprint_refs),
+  // written after `headers`; valid until start_backend_exchange() returns.
+  http1::HeaderRefs fingerprint_headers;
   Body body = Body::kNone;
   uint64_t content_length = 0;  // kLength
   bool head_request = false;

@@ -291,7 +291,7 @@ void Http1Connection::on_request_head(http1::RequestHead&& head) {
   req.backend_index = static_cast<size_t>(d.backend - ctx_.cfg->backends.data());
   req.method = llhttp_method_name(static_cast<llhttp_method_t>(head.method));
   req.target = std::move(d.upstream_target);
-  req.headers = proxy::rewrite_request(std::move(head.headers), rc);
+  req.headers = proxy::rewrite_request(std::move(head.headers), rc, &req.fingerprint_headers);
   req.head_request = ex_.head_request;
   if (head.framing == http1::BodyFraming::kChunked) {
     req.body = BackendRequest::Body::kChunked;

@@ -836,7 +836,7 @@ void Http2Connection::dispatch(Stream& s) {
   req.backend_index = static_cast<size_t>(d.backend - ctx_.cfg->backends.data());
   req.method = s.method;
   req.target = std::move(d.upstream_target);
-  req.headers = proxy::rewrite_request(std::move(in), rc);
+  req.headers = proxy::rewrite_request(std::move(in), rc, &req.fingerprint_headers);
   req.head_request = s.head_request;
   req.client_h2 = true;
   if (s.have_content_length) {

@@ -95,7 +95,29 @@ void apply_header_ops(Headers& headers, const config::HeaderOps& ops) {
   for (const auto& add : ops.add) set_header(headers, add.name, add.value);
 }
 
-Headers rewrite_request(Headers in, const RequestContext& ctx) {
+namespace {
+
+// True when a remove or add of the request's manipulation scopes names one of
+// `names` (case-insensitively, as apply_header_ops matches).
+bool ops_name_any(const RequestContext& ctx, const std::string_view* names, size_t count) {
+  const config::HeaderOps* scopes[] = {&ctx.cfg->headers.request,
+                                       ctx.domain ? &ctx.domain->headers.request : nullptr,
+                                       ctx.route ? &ctx.route->headers.request : nullptr};
+  for (const config::HeaderOps* ops : scopes) {
+    if (ops == nullptr) continue;
+    for (size_t i = 0; i < count; ++i) {
+      for (const auto& r : ops->remove)
+        if (iequals(r, names[i])) return true;
+      for (const auto& a : ops->add)
+        if (iequals(a.name, names[i])) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+Headers rewrite_request(Headers in, const RequestContext& ctx, http1::HeaderRefs* fingerprint_refs) {
   const config::Config& cfg = *ctx.cfg;
   const auto tokens = connection_tokens(in);
   const auto& fh = cfg.fingerprint.headers;
@@ -163,8 +185,17 @@ Headers rewrite_request(Headers in, const RequestContext& ctx) {
     const std::pair<const std::string*, K::Kind> inject[] = {
         {&fh.ja4, K::kJa4},      {&fh.ja4_r, K::kJa4R},    {&fh.ja4_o, K::kJa4O},
         {&fh.ja4_or, K::kJa4Or}, {&fh.akamai, K::kAkamai}, {&fh.tcp, K::kTcp}};
-    for (const auto& [name, kind] : inject)
-      if (const auto value = f.get(kind)) out.push_back(Header{*name, std::string(*value)});
+    const std::string_view names[] = {fh.ja4, fh.ja4_r, fh.ja4_o, fh.ja4_or, fh.akamai, fh.tcp};
+    // A field named like Host would be erased in step 6: listed, as before.
+    const bool by_ref = fingerprint_refs != nullptr && !ops_name_any(ctx, names, std::size(names)) &&
+                        std::none_of(std::begin(names), std::end(names),
+                                     [](std::string_view n) { return iequals(n, "host"); });
+    for (const auto& [name, kind] : inject) {
+      const auto value = f.get(kind);
+      if (!value) continue;
+      if (!by_ref || !fingerprint_refs->push(*name, *value))
+        out.push_back(Header{*name, std::string(*value)});
+    }
   }
 
   // 4. X-Forwarded-*

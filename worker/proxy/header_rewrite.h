@@ -42,7 +42,17 @@ bool is_well_formed_xff(std::string_view value);
 // Steps 1-6: the header list for the backend request (Host first). Takes the
 // client's list and rewrites it in place (pass it with std::move when the
 // caller is done with it: the kept fields are moved, not copied).
-http1::Headers rewrite_request(http1::Headers in, const RequestContext& ctx);
+//
+// With `fingerprint_refs`, the injected fingerprint fields (step 3) are not
+// copied into the list but referenced there: the values live in the
+// connection's interned set (ctx.fingerprints), the names in the
+// configuration, so they stay valid while both do. That saves two string
+// allocations per field and request. The list keeps them instead, as without
+// `fingerprint_refs`, when the configured manipulation (step 5) names one of
+// them, so that its remove and add apply as before. Referenced fields are
+// written after the list's fields.
+http1::Headers rewrite_request(http1::Headers in, const RequestContext& ctx,
+                               http1::HeaderRefs* fingerprint_refs = nullptr);
 
 // Backend response → client: hop-by-hop removed, security headers, then the
 // configured response manipulation (global → domain → route).

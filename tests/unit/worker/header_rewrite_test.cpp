@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "worker/http1/writer.h"
+
 namespace huginn::worker::proxy {
 namespace {
 
@@ -238,6 +240,83 @@ TEST(HeaderRewrite, ConfiguredOpsGlobalDomainRouteRemoveThenAdd) {
   EXPECT_TRUE(values(out, "x-global").empty());
   EXPECT_EQ(values(out, "x-route"), std::vector<std::string>{"yes"});
   EXPECT_TRUE(values(out, "x-forwarded-for").empty());  // config may remove injected headers
+}
+
+// With fingerprint_refs the injected fields are referenced, not copied: the
+// same fields and values as the copying path, the bytes those of the
+// connection's set. A manipulation that names one keeps them in the list.
+TEST(HeaderRewrite, FingerprintFieldsByReferenceUnlessTheManipulationNamesOne) {
+  Fixture f;
+  using K = ConnectionFingerprints;
+  f.fps.set({{K::kJa4, "t13d1516h2_8daaf6152771_e5627efa2ab1"},
+             {K::kAkamai, "1:65536|15663105|0|m,a,s,p"},
+             {K::kTcp, "4:64+0:0:1460:mss*44,7:mss,sok,ts,nop,ws:df,id+:0"}});
+  const Headers copied = rewrite_request({{"Accept", "*/*"}, {"X-Huginn-Net-Ja4", "fake"}}, f.ctx);
+  http1::HeaderRefs refs;
+  const Headers listed = rewrite_request({{"Accept", "*/*"}, {"X-Huginn-Net-Ja4", "fake"}}, f.ctx, &refs);
+  ASSERT_EQ(refs.size(), 3u);
+  // Everything else is the same list; the referenced fields are the copied ones.
+  Headers rest;
+  for (const auto& h : copied) {
+    bool injected = false;
+    for (const auto& r : refs) injected |= h.name == r.name && h.value == r.value;
+    if (!injected) rest.push_back(h);
+  }
+  ASSERT_EQ(rest.size(), listed.size());
+  for (size_t i = 0; i < rest.size(); ++i) {
+    EXPECT_EQ(rest[i].name, listed[i].name);
+    EXPECT_EQ(rest[i].value, listed[i].value);
+  }
+  EXPECT_EQ(copied.size(), listed.size() + 3);
+  EXPECT_EQ(values(listed, "x-fingerprint-spoofing-detected"), std::vector<std::string>{"x-huginn-net-ja4"});
+  for (const auto& r : refs) {
+    // The value is the interned one (no copy); the name is the configured one.
+    const auto kind = r.name == f.cfg.fingerprint.headers.ja4      ? K::kJa4
+                      : r.name == f.cfg.fingerprint.headers.akamai ? K::kAkamai
+                                                                   : K::kTcp;
+    EXPECT_EQ(r.value.data(), f.fps.get(kind)->data()) << r.name;
+  }
+  // A remove or an add naming a fingerprint field (any scope, any case): the
+  // fields are listed, and the manipulation applies to them.
+  f.rt.headers.request.remove = {"x-huginn-net-ja4"};
+  refs = {};
+  Headers out = rewrite_request({}, f.ctx, &refs);
+  EXPECT_TRUE(refs.empty());
+  EXPECT_TRUE(values(out, "x-huginn-net-ja4").empty());
+  EXPECT_EQ(values(out, "x-huginn-net-tcp").size(), 1u);
+  f.rt.headers.request.remove.clear();
+  f.cfg.headers.request.add = {{"x-huginn-net-akamai", "overridden"}};
+  out = rewrite_request({}, f.ctx, &refs);
+  EXPECT_TRUE(refs.empty());
+  EXPECT_EQ(values(out, "x-huginn-net-akamai"), std::vector<std::string>{"overridden"});
+  // Other names in the manipulation do not matter.
+  f.cfg.headers.request.add = {{"x-other", "1"}};
+  out = rewrite_request({}, f.ctx, &refs);
+  EXPECT_EQ(refs.size(), 3u);
+  // A fingerprint field configured as "host" would be erased with Host: listed.
+  refs = {};
+  f.cfg.fingerprint.headers.tcp = "Host";
+  out = rewrite_request({}, f.ctx, &refs);
+  EXPECT_TRUE(refs.empty());
+  // No injection where the scope disables fingerprinting.
+  f.cfg.fingerprint.headers.tcp = "x-huginn-net-tcp";
+  f.rt.fingerprinting = false;
+  out = rewrite_request({}, f.ctx, &refs);
+  EXPECT_TRUE(refs.empty());
+  EXPECT_TRUE(values(out, "x-huginn-net-tcp").empty());
+}
+
+TEST(HeaderRewrite, RequestHeadWritesReferencedFieldsAfterTheList) {
+  http1::HeaderRefs refs;
+  EXPECT_TRUE(refs.push("x-a", "1"));
+  EXPECT_TRUE(refs.push("x-b", std::string_view("two")));
+  std::string head;
+  http1::append_request_head(head, "GET", "/p", Headers{{"Host", "h"}}, refs);
+  EXPECT_EQ(head, "GET /p HTTP/1.1\r\nHost: h\r\nx-a: 1\r\nx-b: two\r\n\r\n");
+  // Full: the caller lists the rest.
+  for (size_t i = refs.size(); i < http1::HeaderRefs::kCapacity; ++i) EXPECT_TRUE(refs.push("x", "y"));
+  EXPECT_FALSE(refs.push("x-over", "z"));
+  EXPECT_EQ(refs.size(), http1::HeaderRefs::kCapacity);
 }
 
 TEST(HeaderRewrite, ResponseRewriteAndSecurityHeaders) {
