@@ -170,9 +170,10 @@ TEST_F(ReloadTest, KeepAlivePromisedBeforeTheReloadIsHonouredOnce) {
   HttpClient c("127.0.0.1", port_);
   ASSERT_TRUE(c.connected());
   ASSERT_TRUE(c.send("GET /big HTTP/1.1\r\nHost: k.test\r\n\r\n"));
-  // Not reading yet: the head went out, most of the body waits in the proxy
-  // and the backend (the client's receive window stays small while unread).
-  std::this_thread::sleep_for(300ms);
+  // Not reading yet: the head went out (seen waiting in the socket, not
+  // guessed from a sleep: a loaded machine may take longer), most of the body
+  // waits in the proxy and the backend.
+  ASSERT_TRUE(c.wait_received("\r\n\r\n", 10000)) << proxy_->log();
   ASSERT_TRUE(reload_with(toml, "reloaded: generation 2")) << proxy_->log();
   std::this_thread::sleep_for(300ms);  // the old worker is draining now
   HttpResponse first = c.read_response(20000);

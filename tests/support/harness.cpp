@@ -568,6 +568,20 @@ bool HttpClient::wait_closed(int timeout_ms) {
   }
 }
 
+bool HttpClient::wait_received(const std::string& needle, int timeout_ms) {
+  if (fd_ < 0 || ssl_ != nullptr) return false;
+  if (buf_.find(needle) != std::string::npos) return true;
+  const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  char tmp[8192];
+  for (;;) {
+    const ssize_t n = ::recv(fd_, tmp, sizeof tmp, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0 && (buf_ + std::string(tmp, static_cast<size_t>(n))).find(needle) != std::string::npos)
+      return true;
+    if (n == 0 || ms_left(deadline) <= 0) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
 HttpResponse http_request(uint16_t port, const std::string& method, const std::string& target,
                           const std::string& host, const std::string& extra, const std::string& body) {
   HttpClient c("127.0.0.1", port);

@@ -128,6 +128,9 @@ class HttpClient {
                              size_t keep_body_limit = 1 << 20);
   // True if the server closes the connection within the timeout (EOF or reset).
   bool wait_closed(int timeout_ms = 5000);
+  // Cleartext only: true once the first bytes waiting in the socket contain
+  // `needle` (e.g. the end of a response head), without reading them.
+  bool wait_received(const std::string& needle, int timeout_ms = 15000);
 
   // TLS connections only.
   const std::string& tls_error() const { return tls_error_; }
