@@ -68,8 +68,15 @@ bool has_ctl_break(const std::string& s) {
 
 struct Sink : http1::ParserSink {
   proxy::Router* router = nullptr;
-  proxy::ConnectionFingerprints fps;
+  proxy::ConnectionFingerprints fps;  // injected into every routed request
   uint64_t expected_body = 0;
+
+  Sink() {
+    using K = proxy::ConnectionFingerprints;
+    fps.set({{K::kJa4, "t13d1516h2_8daaf6152771_e5627efa2ab1"},
+             {K::kAkamai, "1:65536;4:6291456|15663105|0|m,a,s,p"},
+             {K::kTcp, "4:64+0:0:1460:mss*44,7:mss,sok,ts,nop,ws:df,id+:0"}});
+  }
   uint64_t body = 0;
   bool length_framed = false;
 
@@ -95,10 +102,11 @@ struct Sink : http1::ParserSink {
     rc.peer_ip = "192.0.2.1";
     rc.local_port = 80;
     rc.host = *host;
-    const http1::Headers out = proxy::rewrite_request(head.headers, rc);
+    http1::HeaderRefs refs;  // the fingerprint fields by reference, as the worker sends them
+    const http1::Headers out = proxy::rewrite_request(head.headers, rc, &refs);
     std::string wire;
     http1::append_request_head(wire, llhttp_method_name(static_cast<llhttp_method_t>(head.method)),
-                               d.upstream_target, out);
+                               d.upstream_target, out, refs);
     if (has_ctl_break(wire.substr(0, wire.size() - 2))) abort();
     if (d.upstream_target.empty() || d.upstream_target.front() != '/') abort();
   }
