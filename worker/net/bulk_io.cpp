@@ -18,13 +18,13 @@
 namespace huginn::worker::net {
 namespace {
 
-// libevent's per-event read step for socket bufferevents (EVBUFFER_MAX_READ).
-constexpr size_t kLibeventReadStep = 4096;
 constexpr size_t kPiece = 64 * 1024;
+
+enum class End { kLimit, kWouldBlock, kClosed };
 
 struct Filled {
   size_t bytes = 0;  // read into the input
-  ReadMore end = ReadMore::kLimit;
+  End end = End::kLimit;
   int error = 0;        // errno of a failed read (kClosed), 0 for an EOF
   bool broken = false;  // bytes read could not be kept (out of memory)
 };
@@ -35,8 +35,7 @@ struct Filled {
 // `spill` (up to `spill_len` bytes past the first piece); what lands there is
 // copied into the input, in chains sized to it. The input's end must be
 // thawed.
-Filled fill(evutil_socket_t fd, evbuffer* in, size_t want, size_t first, char* spill = nullptr,
-            size_t spill_len = 0) {
+Filled fill(evutil_socket_t fd, evbuffer* in, size_t want, size_t first, char* spill, size_t spill_len) {
   Filled f;
   size_t piece = first;
   while (f.bytes < want) {
@@ -65,8 +64,8 @@ Filled fill(evutil_socket_t fd, evbuffer* in, size_t want, size_t first, char* s
     if (got <= 0) {
       const int err = got < 0 ? errno : 0;
       evbuffer_commit_space(in, vec, 0);
-      f.end = err == EAGAIN || err == EWOULDBLOCK ? ReadMore::kWouldBlock : ReadMore::kClosed;
-      f.error = f.end == ReadMore::kClosed ? err : 0;
+      f.end = err == EAGAIN || err == EWOULDBLOCK ? End::kWouldBlock : End::kClosed;
+      f.error = f.end == End::kClosed ? err : 0;
       return f;
     }
     size_t left = static_cast<size_t>(got);
@@ -84,7 +83,7 @@ Filled fill(evutil_socket_t fd, evbuffer* in, size_t want, size_t first, char* s
     spill = nullptr;
     f.bytes += static_cast<size_t>(got);
     if (static_cast<size_t>(got) < room + spilled_room) {
-      f.end = ReadMore::kWouldBlock;  // drained for now
+      f.end = End::kWouldBlock;  // drained for now
       return f;
     }
   }
@@ -118,11 +117,11 @@ void on_readable(evutil_socket_t fd, short what, void* arg) {
     libevent_read_cb.load(std::memory_order_relaxed)(fd, what, arg);
     return;
   }
-  evbuffer_unfreeze(in, 0);  // frozen outside the bufferevent's reads, as in read_more
+  evbuffer_unfreeze(in, 0);  // frozen outside the bufferevent's own reads
   const Filled f = fill(fd, in, want, kFirstRead, spill_area, kSpill);
   evbuffer_freeze(in, 0);
-  if (f.bytes == 0 && f.end != ReadMore::kClosed && !f.broken) return;  // nothing after all
-  bufferevent_incref(bev);                                              // the callbacks may free it
+  if (f.bytes == 0 && f.end != End::kClosed && !f.broken) return;  // nothing after all
+  bufferevent_incref(bev);                                         // the callbacks may free it
   if (f.bytes > 0 && !f.broken) {
     bufferevent_trigger(bev, EV_READ, 0);  // the low watermark and deferral apply
   } else {
@@ -141,22 +140,6 @@ void raise_io_limits(bufferevent* bev) {
   bufferevent_set_max_single_read(bev, static_cast<ev_ssize_t>(tls ? kTlsReadStep : kReadHigh));
   bufferevent_set_max_single_write(bev, static_cast<ev_ssize_t>(kHighWater));
   if (!tls) read_directly(bev);  // a connecting one gets them once connected
-}
-
-ReadMore read_more(bufferevent* bev, size_t limit) {
-  if (bev == nullptr || bufferevent_openssl_get_ssl(bev) != nullptr || reads_directly(bev))
-    return ReadMore::kNotApplicable;
-  const evutil_socket_t fd = bufferevent_getfd(bev);
-  evbuffer* in = bufferevent_get_input(bev);
-  const size_t have = evbuffer_get_length(in);
-  if (fd < 0 || have < kLibeventReadStep) return ReadMore::kNotApplicable;
-  if (have >= limit) return ReadMore::kLimit;
-  // A socket bufferevent keeps the end of its input frozen outside its own
-  // reads (evbuffer_reserve_space would fail); thaw it for ours.
-  evbuffer_unfreeze(in, 0);
-  const Filled f = fill(fd, in, limit - have, kPiece);
-  evbuffer_freeze(in, 0);
-  return f.end;
 }
 
 bool reads_directly(const bufferevent* bev) {
@@ -290,7 +273,7 @@ void OutputPump::flush() {
   }
   evbuffer* out = bufferevent_get_output(bev_);
   if (evbuffer_get_length(out) == 0) return;
-  // Like the output's end for reads (see read_more), a socket bufferevent
+  // Like the input's end outside its reads (see on_readable), a socket bufferevent
   // keeps the start of its output frozen outside its own writes.
   evbuffer_unfreeze(out, 1);
   const int n = evbuffer_write(out, bufferevent_getfd(bev_));

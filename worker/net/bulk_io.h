@@ -33,25 +33,6 @@ void raise_io_limits(bufferevent* bev);
 // one 32 KiB allocation (libevent rounds chains up to a power of two).
 inline constexpr size_t kTlsReadStep = 32 * 1024 - 256;
 
-enum class ReadMore {
-  kNotApplicable,  // not a socket bufferevent (TLS), or nothing suggests more
-  kWouldBlock,     // the socket is drained
-  kLimit,          // the input holds `limit` bytes
-  kClosed,         // EOF or an error: left for libevent's next read to report
-};
-
-// Called from a read callback: when libevent's last read filled its 4 KiB
-// step (the input holds at least that much), reads the rest of what the
-// socket holds straight into the input buffer, in pieces of up to 64 KiB,
-// until the socket would block or the input holds `limit` bytes. Small
-// messages cost no extra system call. A TLS bufferevent is left alone (its
-// reads go through OpenSSL). An EOF or error seen here is not reported: the
-// socket stays readable and libevent's next read reports the EOF (a reset
-// consumed here is then seen as an EOF).
-// Does nothing (kNotApplicable) for a bufferevent with direct reads: those
-// read everything the socket holds themselves.
-ReadMore read_more(bufferevent* bev, size_t limit);
-
 // Reads of a connected socket bufferevent without libevent's FIONREAD.
 // libevent 2.1's socket bufferevent asks the kernel how many bytes are
 // readable (an ioctl) before every read: one system call per request on each

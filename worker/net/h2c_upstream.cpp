@@ -268,9 +268,8 @@ void H2cSession::flush() {
   if (state_ == State::kActive && owner_ != nullptr) owner_->on_session_flushed();
 }
 
-void H2cSession::read_cb(bufferevent* bev, void* arg) {
+void H2cSession::read_cb(bufferevent*, void* arg) {
   auto* s = static_cast<H2cSession*>(arg);
-  if (!(s->state_ == State::kActive && s->paused_)) read_more(bev, kReadHigh);
   s->process_input();
 }
 

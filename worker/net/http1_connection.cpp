@@ -124,8 +124,7 @@ void Http1Connection::drain() {
 
 // ------------------------------------------------------------ client side
 
-void Http1Connection::client_read_cb(bufferevent* bev, void* arg) {
-  read_more(bev, kReadHigh);  // request bodies
+void Http1Connection::client_read_cb(bufferevent*, void* arg) {
   static_cast<Http1Connection*>(arg)->process_input();
 }
 

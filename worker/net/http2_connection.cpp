@@ -199,8 +199,7 @@ bool Http2Connection::start() {
 
 // ------------------------------------------------------------ I/O
 
-void Http2Connection::read_cb(bufferevent* bev, void* arg) {
-  read_more(bev, kReadHigh);  // h2c: request bodies
+void Http2Connection::read_cb(bufferevent*, void* arg) {
   static_cast<Http2Connection*>(arg)->process_input();
 }
 

@@ -206,7 +206,6 @@ void UpstreamExchange::resume_cb(evutil_socket_t, short, void* arg) {
 void UpstreamExchange::read_cb(bufferevent* bev, void* arg) {
   auto* x = static_cast<UpstreamExchange*>(arg);
   if (bev != x->up_.get()) return;
-  if (!x->paused_) read_more(bev, kReadHigh);
   x->process_input();
 }
 

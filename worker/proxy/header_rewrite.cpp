@@ -186,10 +186,7 @@ Headers rewrite_request(Headers in, const RequestContext& ctx, http1::HeaderRefs
         {&fh.ja4, K::kJa4},      {&fh.ja4_r, K::kJa4R},    {&fh.ja4_o, K::kJa4O},
         {&fh.ja4_or, K::kJa4Or}, {&fh.akamai, K::kAkamai}, {&fh.tcp, K::kTcp}};
     const std::string_view names[] = {fh.ja4, fh.ja4_r, fh.ja4_o, fh.ja4_or, fh.akamai, fh.tcp};
-    // A field named like Host would be erased in step 6: listed, as before.
-    const bool by_ref = fingerprint_refs != nullptr && !ops_name_any(ctx, names, std::size(names)) &&
-                        std::none_of(std::begin(names), std::end(names),
-                                     [](std::string_view n) { return iequals(n, "host"); });
+    const bool by_ref = fingerprint_refs != nullptr && !ops_name_any(ctx, names, std::size(names));
     for (const auto& [name, kind] : inject) {
       const auto value = f.get(kind);
       if (!value) continue;

@@ -49,8 +49,9 @@ bool is_well_formed_xff(std::string_view value);
 // configuration, so they stay valid while both do. That saves two string
 // allocations per field and request. The list keeps them instead, as without
 // `fingerprint_refs`, when the configured manipulation (step 5) names one of
-// them, so that its remove and add apply as before. Referenced fields are
-// written after the list's fields.
+// them, so that its remove and add apply as before (configuration validation
+// keeps them from being named like Host or another managed field). Referenced
+// fields are written after the list's fields.
 http1::Headers rewrite_request(http1::Headers in, const RequestContext& ctx,
                                http1::HeaderRefs* fingerprint_refs = nullptr);
 

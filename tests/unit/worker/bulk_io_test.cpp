@@ -69,38 +69,6 @@ struct Pair {
   }
 };
 
-size_t send_all(int fd, size_t n) {
-  const std::string chunk(64 * 1024, 'x');
-  size_t sent = 0;
-  while (sent < n) {
-    const ssize_t w = send(fd, chunk.data(), std::min(chunk.size(), n - sent), MSG_NOSIGNAL);
-    if (w <= 0) break;
-    sent += static_cast<size_t>(w);
-  }
-  return sent;
-}
-
-struct ReadProbe {
-  int callbacks = 0;
-  size_t total = 0;
-  size_t limit = kReadHigh;
-  bool eof = false;
-  ReadMore last = ReadMore::kNotApplicable;
-};
-
-void probe_read_cb(bufferevent* bev, void* arg) {
-  auto* p = static_cast<ReadProbe*>(arg);
-  ++p->callbacks;
-  p->last = read_more(bev, p->limit);
-  evbuffer* in = bufferevent_get_input(bev);
-  p->total += evbuffer_get_length(in);
-  evbuffer_drain(in, evbuffer_get_length(in));
-}
-
-void probe_event_cb(bufferevent*, short what, void* arg) {
-  if (what & BEV_EVENT_EOF) static_cast<ReadProbe*>(arg)->eof = true;
-}
-
 // A socketpair with large buffers: `ours` is owned by the bufferevent under
 // test, `peer` is the test's end. One event base per test.
 class BulkIo : public ::testing::Test {
@@ -120,43 +88,6 @@ class BulkIo : public ::testing::Test {
   Pair pair_;
   BufferEventPtr bev_;
 };
-
-TEST_F(BulkIo, ReadMoreDrainsTheSocketInFewCallbacksAndLeavesEofToLibevent) {
-  ReadProbe probe;
-  bufferevent_setcb(bev(), &probe_read_cb, nullptr, &probe_event_cb, &probe);
-  bufferevent_enable(bev(), EV_READ);
-  constexpr size_t kTotal = 1 << 20;
-  ASSERT_EQ(send_all(peer(), kTotal), kTotal);
-  shutdown(peer(), SHUT_WR);
-  for (int i = 0; i < 1000 && !probe.eof; ++i) event_base_loop(base_.get(), EVLOOP_ONCE);
-  EXPECT_TRUE(probe.eof);
-  EXPECT_EQ(probe.total, kTotal);
-  // libevent alone needs 256 callbacks (4 KiB each); with read_more one per
-  // kReadHigh at most, plus the one that saw the EOF.
-  EXPECT_LE(probe.callbacks, static_cast<int>(kTotal / kReadHigh) + 2) << probe.callbacks;
-}
-
-TEST_F(BulkIo, ReadMoreStopsAtTheLimitAndDoesNothingForSmallReads) {
-  // A small message: libevent's read took it all, nothing more is tried.
-  ASSERT_EQ(send(peer(), "hello", 5, 0), 5);
-  evbuffer* in = bufferevent_get_input(bev());
-  evbuffer_unfreeze(in, 0);
-  ASSERT_EQ(evbuffer_read(in, ours(), 4096), 5);
-  evbuffer_freeze(in, 0);
-  EXPECT_EQ(read_more(bev(), kReadHigh), ReadMore::kNotApplicable);
-  // A full step followed by more than the limit: stops at the limit.
-  ASSERT_EQ(send_all(peer(), 300 * 1024), 300u * 1024);
-  evbuffer_unfreeze(in, 0);
-  ASSERT_EQ(evbuffer_read(in, ours(), 4096), 4096);
-  evbuffer_freeze(in, 0);
-  EXPECT_EQ(read_more(bev(), 100 * 1024), ReadMore::kLimit);
-  EXPECT_EQ(evbuffer_get_length(in), 100u * 1024);
-  // The rest, then the socket is empty.
-  EXPECT_EQ(read_more(bev(), 1 << 20), ReadMore::kWouldBlock);
-  EXPECT_EQ(evbuffer_get_length(in), 5u + 300 * 1024);
-  // The input's end is frozen again, as libevent expects.
-  EXPECT_EQ(evbuffer_add(in, "x", 1), -1);
-}
 
 struct WriteProbe {
   int callbacks = 0;
@@ -493,8 +424,6 @@ TEST_F(BulkIo, DirectReadsTakeALargeTransferInFewCallbacksAndReportEof) {
   // One callback per kReadHigh (the max single read) at most, plus the EOF's.
   EXPECT_LE(probe.callbacks, static_cast<int>(body.size() / kReadHigh) + 2) << probe.callbacks;
   EXPECT_EQ(bufferevent_get_enabled(bev()) & EV_READ, 0);  // as libevent leaves it after an EOF
-  // read_more has nothing to add to direct reads.
-  EXPECT_EQ(read_more(bev(), kReadHigh), ReadMore::kNotApplicable);
 }
 
 TEST_F(BulkIo, DirectReadsKeepTheWatermarksAndResumeWhenTheInputDrains) {
