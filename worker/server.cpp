@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
-#include <event2/listener.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
@@ -13,6 +12,7 @@
 
 #include "common/fingerprint/p0f.h"
 #include "common/sys/log.h"
+#include "worker/net/acceptor.h"
 #include "worker/net/cleartext_sniffer.h"
 #include "worker/net/event_handles.h"
 #include "worker/net/h2c_upstream.h"
@@ -58,8 +58,10 @@ struct Server::Impl {
   Impl(event_base* base, std::shared_ptr<const config::Config> config);
   ~Impl();
 
-  static void accept_cb(evconnlistener* l, evutil_socket_t fd, sockaddr* sa, int socklen, void* arg);
-  static void accept_error_cb(evconnlistener* l, void* arg);
+  static void accept_cb(sys::UniqueFd fd, const sockaddr* sa, socklen_t socklen, void* arg);
+  // net::Acceptor's yield policy: this worker leaves a connection to its
+  // siblings while it holds more than its share of the host's connections.
+  static bool yield_cb(void* arg);
   static void reap_cb(evutil_socket_t, short, void* arg);
   // Lingering close (WorkerContext::linger).
   struct Lingering {
@@ -100,7 +102,7 @@ struct Server::Impl {
   struct Listener {
     Impl* impl = nullptr;
     ListenerSpec spec;
-    net::ListenerPtr ev;
+    std::unique_ptr<net::Acceptor> acceptor;
     // The listening socket's port, which every socket it accepts has as its
     // local port (one getsockname here instead of one per connection).
     uint16_t port = 0;
@@ -160,18 +162,14 @@ Server::Impl::~Impl() {
   h2c_pool->clear();
 }
 
-void Server::Impl::accept_cb(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int socklen, void* arg) {
+void Server::Impl::accept_cb(sys::UniqueFd fd, const sockaddr* sa, socklen_t socklen, void* arg) {
   auto* l = static_cast<Listener*>(arg);
   Impl* self = l->impl;
-  if (self->ctx.draining) {
-    evutil_closesocket(fd);
-    return;
-  }
+  if (self->ctx.draining) return;  // closes fd
   if (!self->take_connection()) {
     HLOG_DEBUG("max_connections (%u) reached: refusing %s", self->ctx.cfg->security.max_connections,
                ip_of(sa).c_str());
     if (self->ctx.metrics) self->ctx.metrics->connection_rejected();
-    evutil_closesocket(fd);
     return;
   }
   // Given back when this function returns without adopting the socket.
@@ -184,7 +182,7 @@ void Server::Impl::accept_cb(evconnlistener*, evutil_socket_t fd, sockaddr* sa, 
   // (worker/syn/syn_source.h explains the rule).
   net::AcceptedClient c;
   c.accepted_ns = syn::monotonic_ns();
-  c.fd = sys::UniqueFd(fd);  // evconnlistener accepts with SOCK_NONBLOCK
+  c.fd = std::move(fd);  // accepted with SOCK_NONBLOCK
   c.info.peer_ip = ip_of(sa);
   c.info.local_port = l->port;
   c.tls = l->spec.tls;
@@ -253,6 +251,18 @@ Server::Impl::AcceptPermit::~AcceptPermit() {
   if (held) impl->release_connection();
 }
 
+bool Server::Impl::yield_cb(void* arg) {
+  const Impl* self = static_cast<Listener*>(arg)->impl;
+  const uint32_t workers = self->ctx.cfg->workers;
+  if (self->ctx.host_state == nullptr || workers < 2) return false;
+  // Accepting would put this worker more than one connection above an even
+  // share. Connections of an older generation that is draining count in
+  // the host total, which only makes the rule more lenient.
+  const int64_t mine = self->ctx.host_state->slot_count(self->ctx.host_slot);
+  const int64_t total = self->ctx.host_state->active();
+  return (mine + 1) * static_cast<int64_t>(workers) > total + static_cast<int64_t>(workers);
+}
+
 bool Server::Impl::take_connection() {
   const uint32_t max = ctx.cfg->security.max_connections;
   if (ctx.host_state) return ctx.host_state->add(ctx.host_slot, max);
@@ -286,13 +296,6 @@ void Server::Impl::start_http(net::BufferEventPtr transport, net::ClientInfo inf
   } else {
     adopt(std::make_unique<net::Http1Connection>(ctx, std::move(transport), std::move(info)));
   }
-}
-
-void Server::Impl::accept_error_cb(evconnlistener*, void* arg) {
-  auto* l = static_cast<Listener*>(arg);
-  const int err = EVUTIL_SOCKET_ERROR();
-  // EMFILE/ENFILE/ENOBUFS: keep listening; the next accept may succeed.
-  HLOG_WARN("listener %u: accept: %s", l->spec.id, evutil_socket_error_to_string(err));
 }
 
 void Server::Impl::connection_closed(net::Connection* c) {
@@ -393,17 +396,14 @@ bool Server::set_tls_bundle(std::shared_ptr<const huginn::tls::Bundle> bundle) {
 
 bool Server::add_listener(sys::UniqueFd fd, const ListenerSpec& spec) {
   if (!fd || impl_->ctx.draining) return false;
-  if (evutil_make_socket_nonblocking(fd.get()) != 0) return false;
   auto l = std::make_unique<Impl::Listener>();
   l->impl = impl_.get();
   l->spec = spec;
   l->port = local_port_of(fd.get());
-  // backlog 0: the socket is already listening (bound by the supervisor).
-  l->ev.reset(
-      evconnlistener_new(impl_->ctx.base, &Impl::accept_cb, l.get(), LEV_OPT_CLOSE_ON_FREE, 0, fd.get()));
-  if (!l->ev) return false;
-  fd.release();  // owned by the listener now
-  evconnlistener_set_error_cb(l->ev.get(), &Impl::accept_error_cb);
+  // The socket is already listening (bound by the supervisor).
+  l->acceptor = net::Acceptor::create(impl_->ctx.base, std::move(fd), net::kAcceptBatch, &Impl::accept_cb,
+                                      l.get(), &Impl::yield_cb);
+  if (!l->acceptor || !l->acceptor->enable()) return false;
   impl_->listeners.push_back(std::move(l));
   return true;
 }
@@ -414,7 +414,7 @@ void Server::drain(std::function<void()> on_drained) {
   event_active(i.reaper.get(), 0, 0);  // report "drained" from the loop, not from here
   if (i.ctx.draining) return;
   i.ctx.draining = true;
-  for (auto& l : i.listeners) evconnlistener_disable(l->ev.get());
+  for (auto& l : i.listeners) l->acceptor->disable();
   i.stopped_listeners = std::move(i.listeners);
   i.listeners.clear();
   // A zero timeout runs in the next turn, after epoll_wait: the change list

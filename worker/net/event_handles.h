@@ -4,7 +4,6 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/listener.h>
 
 #include "common/sys/c_handle.h"
 
@@ -13,7 +12,6 @@ namespace huginn::worker::net {
 using EventBasePtr = sys::CHandle<event_base, event_base_free>;
 using EventPtr = sys::CHandle<event, event_free>;
 using BufferEventPtr = sys::CHandle<bufferevent, bufferevent_free>;
-using ListenerPtr = sys::CHandle<evconnlistener, evconnlistener_free>;
 
 // The worker's event base (the worker and the worker tests use this one).
 // epoll with its change list: interest changes made while callbacks run are

@@ -286,6 +286,17 @@ ProxyThread::ProxyThread(std::shared_ptr<const config::Config> cfg, bool small_b
   loop_.start();
 }
 
+ProxyThread::ProxyThread(std::shared_ptr<const config::Config> cfg, int listen_fd, hoststate::Region* region,
+                         uint32_t slot) {
+  server_ = std::make_unique<Server>(loop_.base(), std::move(cfg));
+  server_->set_host_state(region, slot);
+  port_ = 0;
+  ListenerSpec spec;
+  spec.id = 1;
+  EXPECT_TRUE(server_->add_listener(sys::UniqueFd(dup(listen_fd)), spec));
+  loop_.start();
+}
+
 ProxyThread::~ProxyThread() {
   run([this] { server_.reset(); });
   loop_.stop();

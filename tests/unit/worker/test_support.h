@@ -94,6 +94,10 @@ class ProxyThread {
  public:
   // `small_buffers`: accepted client sockets get small kernel buffers.
   explicit ProxyThread(std::shared_ptr<const config::Config> cfg, bool small_buffers = false);
+  // One of several workers on the same listening socket (`listen_fd` is
+  // duplicated), counting its connections in `region`'s slot `slot`.
+  ProxyThread(std::shared_ptr<const config::Config> cfg, int listen_fd, hoststate::Region* region,
+              uint32_t slot);
   ~ProxyThread();
   uint16_t port() const { return port_; }
   // Runs `fn` on the loop thread and waits for it.
