@@ -121,6 +121,11 @@ sys::UniqueFd XdpLoader::open_pinned_readonly(const std::string& pin_dir, const 
 bool XdpLoader::prepare_pin_dir(const std::string& dir, std::string* error) {
   if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
     *error = errno_str("mkdir " + dir);
+    // The usual cause: /sys/fs/bpf exists but nothing is mounted on it.
+    const std::string parent = dir.substr(0, std::max<size_t>(dir.rfind('/'), 1));
+    struct statfs pfs {};
+    if (statfs(parent.c_str(), &pfs) == 0 && pfs.f_type != BPF_FS_MAGIC)
+      *error += " (" + parent + " is not a bpf file system: mount -t bpf bpf " + parent + ")";
     return false;
   }
   sys::UniqueFd d(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));

@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -77,19 +78,40 @@ bool in_netns(const std::string& path, Fn fn) {
   return setns(self.get(), CLONE_NEWNET) == 0;
 }
 
-// A fresh directory name under /sys/fs/bpf (the host's bpffs, visible to the
-// helper because it joins only a network namespace); removed on destruction.
+// A fresh pin directory on a bpf file system of the test's own: a bpffs
+// instance mounted on a temp directory in the host's mount namespace (the
+// helper joins only a network namespace, so it sees it), unmounted on
+// destruction. The host's /sys/fs/bpf is neither used nor needed (not every
+// machine mounts it). Without the right to mount (not root) the path is
+// under /sys/fs/bpf as before; such tests skip anyway.
 class PinDir {
  public:
-  explicit PinDir(int tag)
-      : path_("/sys/fs/bpf/hgn-test-" + std::to_string(getpid()) + "-" + std::to_string(tag)) {}
+  explicit PinDir(int tag) {
+    char tmpl[] = "/tmp/hgn-bpffs-XXXXXX";
+    if (geteuid() == 0 && mkdtemp(tmpl) != nullptr) {
+      if (mount("bpf", tmpl, "bpf", 0, "mode=0700") == 0) {
+        mount_ = tmpl;
+      } else {
+        rmdir(tmpl);
+      }
+    }
+    const std::string leaf = "hgn-test-" + std::to_string(getpid()) + "-" + std::to_string(tag);
+    path_ = (mount_.empty() ? std::string("/sys/fs/bpf") : mount_) + "/" + leaf;
+  }
   ~PinDir() {
     std::error_code ec;
     std::filesystem::remove_all(path_, ec);
+    if (!mount_.empty()) {
+      umount2(mount_.c_str(), MNT_DETACH);
+      rmdir(mount_.c_str());
+    }
   }
+  PinDir(const PinDir&) = delete;
+  PinDir& operator=(const PinDir&) = delete;
   const std::string& path() const { return path_; }
 
  private:
+  std::string mount_;  // our bpffs mount point, if any
   std::string path_;
 };
 

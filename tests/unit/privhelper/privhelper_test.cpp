@@ -406,6 +406,36 @@ INSTANTIATE_TEST_SUITE_P(Modes, PrivhelperTest,
                            return std::string(helper::xdp_mode_name(i.param));
                          });
 
+// A pin path whose parent is not a bpf file system (the common case: an
+// empty /sys/fs/bpf nobody mounted) fails LOAD_ATTACH with an answer that
+// says so and how to mount one, instead of a bare "mkdir: No such file".
+TEST(PrivhelperPinPathTest, PinPathOutsideABpfFileSystemSaysHowToMountOne) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (the helper's capabilities)";
+  if (access(kHelperPath.c_str(), X_OK) != 0) GTEST_SKIP() << "helper not built: " << kHelperPath;
+  Loop loop;
+  PrivhelperOptions opts;
+  opts.helper_path = kHelperPath;
+  opts.restart_delay = std::chrono::milliseconds(60000);
+  PrivhelperClient client(loop.base(), opts);
+  helper::LoadAttach req;
+  req.interfaces = {"lo"};
+  req.mode = helper::XdpMode::kSkb;
+  req.watch.ports = {8080};
+  req.pin_path = "/proc/hgn-test-pins";  // procfs: mkdir fails
+  req.max_entries = 1024;
+  std::optional<std::pair<bool, std::string>> attached;
+  std::string err;
+  ASSERT_TRUE(client.start(
+      req, [&](bool ok, const std::string& msg) { attached.emplace(ok, msg); }, &err))
+      << err;
+  ASSERT_TRUE(loop.run_until([&] { return attached.has_value(); }));
+  EXPECT_FALSE(attached->first);
+  EXPECT_NE(attached->second.find("mkdir /proc/hgn-test-pins"), std::string::npos) << attached->second;
+  EXPECT_NE(attached->second.find("/proc is not a bpf file system: mount -t bpf bpf /proc"),
+            std::string::npos)
+      << attached->second;
+}
+
 // Starts the helper binary directly with the control channel on fd 3;
 // `pre_exec` runs in the child before exec. Returns the child's pid.
 pid_t start_raw_helper(int ctl_child_end, int log_fd, const std::function<void()>& pre_exec,
