@@ -253,14 +253,14 @@ Server::Impl::AcceptPermit::~AcceptPermit() {
 
 bool Server::Impl::yield_cb(void* arg) {
   const Impl* self = static_cast<Listener*>(arg)->impl;
-  const uint32_t workers = self->ctx.cfg->workers;
+  const int64_t workers = self->ctx.cfg->workers;
   if (self->ctx.host_state == nullptr || workers < 2) return false;
   // Accepting would put this worker more than one connection above an even
   // share. Connections of an older generation that is draining count in
   // the host total, which only makes the rule more lenient.
   const int64_t mine = self->ctx.host_state->slot_count(self->ctx.host_slot);
   const int64_t total = self->ctx.host_state->active();
-  return (mine + 1) * static_cast<int64_t>(workers) > total + static_cast<int64_t>(workers);
+  return (mine + 1) * workers > total + workers;
 }
 
 bool Server::Impl::take_connection() {
@@ -274,7 +274,10 @@ void Server::Impl::count_connection() {
 }
 
 void Server::Impl::release_connection() {
-  if (ctx.host_state) ctx.host_state->remove(ctx.host_slot);
+  if (!ctx.host_state) return;
+  ctx.host_state->remove(ctx.host_slot);
+  // A listener sitting out a yield may be under its share now.
+  for (auto& l : listeners) l->acceptor->reconsider();
 }
 
 void Server::Impl::adopt(std::unique_ptr<net::Connection> conn) {

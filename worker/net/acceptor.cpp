@@ -4,6 +4,8 @@
 #include <event2/util.h>
 #include <string.h>
 
+#include <algorithm>
+
 #include "common/sys/log.h"
 
 namespace huginn::worker::net {
@@ -32,65 +34,85 @@ bool Acceptor::enable() {
 
 void Acceptor::disable() {
   enabled_ = false;
+  in_yield_ = false;
   event_del(ev_.get());
   evtimer_del(resume_.get());
 }
 
-void Acceptor::read_cb(evutil_socket_t, short, void* arg) {
-  auto* a = static_cast<Acceptor*>(arg);
-  const bool may_yield = !a->just_yielded_;
-  a->just_yielded_ = false;
-  for (size_t i = 0; i < a->batch_ && a->enabled_; ++i) {
-    if (may_yield && a->yield_ != nullptr && a->yield_(a->arg_)) {
-      // A zero timeout runs after the next epoll_wait, which reports the
-      // socket to the other workers meanwhile.
-      ++a->yielded_;
-      a->just_yielded_ = true;
-      event_del(a->ev_.get());
+void Acceptor::reconsider() {
+  if (!enabled_ || !in_yield_ || (yield_ != nullptr && yield_(arg_))) return;
+  evtimer_del(resume_.get());
+  in_yield_ = false;
+  event_add(ev_.get(), nullptr);
+}
+
+void Acceptor::read_cb(evutil_socket_t, short, void* arg) { static_cast<Acceptor*>(arg)->accept_some(false); }
+
+bool Acceptor::accept_some(bool after_yield) {
+  // After a yield, the first connection still queued is taken without
+  // asking (a connection waits about kYieldUs at most, even if the other
+  // workers never take it), and up to kCatchUpBatch - 1 more while the
+  // policy allows them: the others may have taken their share meanwhile.
+  const size_t limit = after_yield ? std::max(batch_, kCatchUpBatch) : batch_;
+  for (size_t i = 0; i < limit && enabled_; ++i) {
+    const bool ask = yield_ != nullptr && (!after_yield || i > 0);
+    if (ask && yield_(arg_)) {
+      // Not listening for kYieldUs: the other workers, woken by the same
+      // readiness, get the time to be scheduled and take the connection.
+      ++yielded_;
+      in_yield_ = true;
+      event_del(ev_.get());
       const timeval later{0, static_cast<suseconds_t>(kYieldUs)};
-      evtimer_add(a->resume_.get(), &later);
-      return;
+      evtimer_add(resume_.get(), &later);
+      return true;
     }
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
-    const int fd =
-        accept4(a->fd_.get(), reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    const int fd = accept4(fd_.get(), reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
       // The callback may disable listening (drain); it must not destroy
       // the Acceptor.
-      a->cb_(sys::UniqueFd(fd), reinterpret_cast<const sockaddr*>(&ss), len, a->arg_);
+      cb_(sys::UniqueFd(fd), reinterpret_cast<const sockaddr*>(&ss), len, arg_);
       continue;
     }
     const int err = errno;
     switch (err) {
       case EAGAIN:
       case EINTR:
-        return;
+        return false;
       case EMFILE:
       case ENFILE:
       case ENOBUFS:
       case ENOMEM: {
         // The connection stays queued: listening again at once would spin.
-        ++a->exhausted_;
-        HLOG_WARN("accept on listening socket %d: %s: not accepting for %u ms", a->fd_.get(), strerror(err),
+        ++exhausted_;
+        HLOG_WARN("accept on listening socket %d: %s: not accepting for %u ms", fd_.get(), strerror(err),
                   kExhaustedPauseMs);
-        event_del(a->ev_.get());
+        event_del(ev_.get());
         const timeval tv{0, static_cast<suseconds_t>(kExhaustedPauseMs) * 1000};
-        evtimer_add(a->resume_.get(), &tv);
-        return;
+        evtimer_add(resume_.get(), &tv);
+        return true;
       }
       default:
         // ECONNABORTED, EPROTO, EPERM (a firewall) and the like concern one
         // connection: the next one may be fine.
-        HLOG_DEBUG("accept on listening socket %d: %s", a->fd_.get(), strerror(err));
+        HLOG_DEBUG("accept on listening socket %d: %s", fd_.get(), strerror(err));
         continue;
     }
   }
+  return false;
 }
 
 void Acceptor::resume_cb(evutil_socket_t, short, void* arg) {
   auto* a = static_cast<Acceptor*>(arg);
-  if (a->enabled_) event_add(a->ev_.get(), nullptr);
+  if (!a->enabled_) return;
+  if (a->in_yield_) {
+    // At once, not at the next readiness: with nothing queued any more the
+    // pause simply ends, and a later connection is asked about as usual.
+    a->in_yield_ = false;
+    if (a->accept_some(true) || !a->enabled_) return;  // paused again, or disabled by the callback
+  }
+  event_add(a->ev_.get(), nullptr);
 }
 
 }  // namespace huginn::worker::net

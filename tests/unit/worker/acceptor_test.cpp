@@ -22,8 +22,10 @@ using huginn::test::listen_loopback;
 
 struct Sink {
   std::vector<sys::UniqueFd> accepted;
-  bool yield = false;
+  bool yield = false;              // the policy's answer without slack
+  bool yield_catching_up = false;  // its answer with slack (after a pause)
   int asked = 0;
+  std::vector<uint32_t> slacks;
   Acceptor* disable_after_first = nullptr;
 };
 
@@ -71,6 +73,15 @@ class AcceptorTest : public ::testing::Test {
     }
     return sink_.accepted.size() >= n;
   }
+  // Turns the loop until the Acceptor's pause is over (at most 2 s).
+  bool run_while_pausing() {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (acceptor_->pausing() && std::chrono::steady_clock::now() < end) {
+      turn();
+      usleep(200);
+    }
+    return !acceptor_->pausing();
+  }
 
   EventBasePtr base_;
   uint16_t port_ = 0;
@@ -93,26 +104,81 @@ TEST_F(AcceptorTest, TakesOneConnectionPerReadinessAndLeavesTheRestQueued) {
   for (const auto& fd : sink_.accepted) EXPECT_GE(fd.get(), 0);
 }
 
-TEST_F(AcceptorTest, AYieldingWorkerLeavesTheConnectionForATurnThenTakesIt) {
+TEST_F(AcceptorTest, AYieldingWorkerLeavesTheQueueForAWhileThenCatchesUp) {
   sink_.yield = true;
-  connect(2);
+  connect(3);
   turn();
   EXPECT_EQ(sink_.accepted.size(), 0u);
   EXPECT_EQ(acceptor_->yielded(), 1u);
-  // Nobody else takes it: after kYieldUs it is accepted without asking.
-  const int asked = sink_.asked;
+  EXPECT_EQ(sink_.asked, 1);
+  // Nobody else takes them: after kYieldUs the first is taken without
+  // asking; the policy, asked before the second, still yields.
+  const auto t0 = std::chrono::steady_clock::now();
   ASSERT_TRUE(run_until_accepted(1));
-  EXPECT_EQ(sink_.asked, asked);
-  // The next connection is asked about again.
-  ASSERT_TRUE(run_until_accepted(2));
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::microseconds(kYieldUs / 2));
+  EXPECT_EQ(sink_.accepted.size(), 1u);
+  EXPECT_EQ(sink_.asked, 2);
   EXPECT_EQ(acceptor_->yielded(), 2u);
-  EXPECT_EQ(sink_.asked, asked + 1);
-  // A worker under its share accepts at once.
+  // The other workers took their share meanwhile (the policy no longer
+  // yields): the next pause ends with the rest of the queue taken at once.
   sink_.yield = false;
-  connect(1);
-  turn();
+  ASSERT_TRUE(run_until_accepted(2));
   EXPECT_EQ(sink_.accepted.size(), 3u);
   EXPECT_EQ(acceptor_->yielded(), 2u);
+  // Back to one per readiness event, asked each time.
+  const int asked = sink_.asked;
+  connect(2);
+  turn();
+  EXPECT_EQ(sink_.accepted.size(), 4u);
+  turn();
+  EXPECT_EQ(sink_.accepted.size(), 5u);
+  EXPECT_EQ(sink_.asked, asked + 2);
+}
+
+// A policy that always yields (the other workers hung, say) still lets one
+// connection through per pause: nothing starves.
+TEST_F(AcceptorTest, APolicyThatAlwaysYieldsStillAcceptsOnePerPause) {
+  sink_.yield = true;
+  connect(3);
+  turn();
+  EXPECT_EQ(acceptor_->yielded(), 1u);
+  ASSERT_TRUE(run_until_accepted(1));
+  EXPECT_EQ(sink_.accepted.size(), 1u);
+  ASSERT_TRUE(run_until_accepted(3));
+  EXPECT_EQ(acceptor_->yielded(), 4u);  // the last after the third, before finding the queue empty
+  // That pause ends with nothing queued; the next connection is asked about.
+  ASSERT_TRUE(acceptor_->pausing());
+  ASSERT_TRUE(run_while_pausing());
+  const int asked = sink_.asked;
+  connect(1);
+  turn();
+  EXPECT_EQ(sink_.asked, asked + 1);
+  EXPECT_EQ(acceptor_->yielded(), 5u);
+  ASSERT_TRUE(run_until_accepted(4));
+}
+
+// The Server calls reconsider() when one of its connections closes: a
+// worker no longer over its share stops sitting out the pause.
+TEST_F(AcceptorTest, ReconsiderEndsAPauseOnlyWhenThePolicyNoLongerYields) {
+  sink_.yield = true;
+  connect(1);
+  turn();
+  EXPECT_EQ(acceptor_->yielded(), 1u);
+  EXPECT_EQ(sink_.asked, 1);
+  acceptor_->reconsider();  // still over its share: the pause goes on
+  EXPECT_EQ(sink_.asked, 2);
+  turn();
+  EXPECT_EQ(sink_.accepted.size(), 0u);
+  sink_.yield = false;
+  acceptor_->reconsider();
+  EXPECT_EQ(sink_.asked, 3);
+  turn();
+  // Accepted through the readiness event, which asks (the end of a pause
+  // would have taken it without asking).
+  EXPECT_EQ(sink_.accepted.size(), 1u);
+  EXPECT_EQ(sink_.asked, 4);
+  acceptor_->reconsider();  // not in a pause: nothing to do, nothing asked
+  EXPECT_EQ(sink_.asked, 4);
 }
 
 TEST_F(AcceptorTest, DisabledAcceptsNothingUntilEnabled) {
@@ -141,8 +207,10 @@ TEST_F(AcceptorTest, DisablingDuringAYieldKeepsItDisabled) {
   connect(1);
   turn();
   EXPECT_EQ(acceptor_->yielded(), 1u);
+  EXPECT_TRUE(acceptor_->pausing());
   acceptor_->disable();
-  usleep(3 * kYieldUs);
+  EXPECT_FALSE(acceptor_->pausing());
+  usleep(10 * kYieldUs);  // past the pause's end, a coarse-clock tick included
   for (int i = 0; i < 5; ++i) turn();
   EXPECT_EQ(sink_.accepted.size(), 0u);
   ASSERT_TRUE(acceptor_->enable());
