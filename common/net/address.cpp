@@ -70,19 +70,27 @@ std::optional<SocketAddress> SocketAddress::parse(std::string_view text) {
   }
   auto port = parse_decimal(port_text, 5, 65535);
   if (!port) return std::nullopt;
+  return make(v6 ? AF_INET6 : AF_INET, host, static_cast<uint16_t>(*port));
+}
+
+std::optional<SocketAddress> SocketAddress::from_ip(std::string_view ip) {
+  return make(ip.find(':') != std::string_view::npos ? AF_INET6 : AF_INET, ip, 0);
+}
+
+std::optional<SocketAddress> SocketAddress::make(int family, std::string_view host, uint16_t port) {
   SocketAddress out;
-  if (v6) {
+  if (family == AF_INET6) {
     sockaddr_in6 sin6{};
     sin6.sin6_family = AF_INET6;
     if (!pton(AF_INET6, host, &sin6.sin6_addr)) return std::nullopt;
-    sin6.sin6_port = htons(static_cast<uint16_t>(*port));
+    sin6.sin6_port = htons(port);
     std::memcpy(&out.storage_, &sin6, sizeof(sin6));
     out.len_ = sizeof(sin6);
   } else {
     sockaddr_in sin{};
     sin.sin_family = AF_INET;
     if (!pton(AF_INET, host, &sin.sin_addr)) return std::nullopt;
-    sin.sin_port = htons(static_cast<uint16_t>(*port));
+    sin.sin_port = htons(port);
     std::memcpy(&out.storage_, &sin, sizeof(sin));
     out.len_ = sizeof(sin);
   }
@@ -138,9 +146,13 @@ std::string SocketAddress::ip_string() const {
 }
 
 std::string SocketAddress::to_string() const {
-  if (is_v4()) return ip_string() + ":" + std::to_string(port());
-  if (is_v6()) return "[" + ip_string() + "]:" + std::to_string(port());
-  return {};
+  if (!is_v4() && !is_v6()) return {};
+  std::string out;
+  if (is_v6()) out += '[';
+  out += ip_string();
+  out += is_v6() ? "]:" : ":";
+  out += std::to_string(port());
+  return out;
 }
 
 bool SocketAddress::operator==(const SocketAddress& o) const {

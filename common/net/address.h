@@ -20,6 +20,8 @@ class SocketAddress {
   static std::optional<SocketAddress> from_sockaddr(const sockaddr* sa, socklen_t len);
   // "1.2.3.4:80", "[::1]:8080". Host names are not accepted (no DNS here).
   static std::optional<SocketAddress> parse(std::string_view text);
+  // A bare IPv4 or IPv6 literal ("192.0.2.1", "2001:db8::1"), with port 0.
+  static std::optional<SocketAddress> from_ip(std::string_view ip);
 
   int family() const { return storage_.ss_family; }
   const sockaddr* sa() const { return reinterpret_cast<const sockaddr*>(&storage_); }
@@ -36,6 +38,7 @@ class SocketAddress {
   bool operator==(const SocketAddress& o) const;
 
  private:
+  static std::optional<SocketAddress> make(int family, std::string_view host, uint16_t port);
   sockaddr_storage storage_{};
   socklen_t len_ = 0;
 };

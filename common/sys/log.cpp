@@ -55,10 +55,12 @@ void vwrite(Level l, const char* fmt, va_list ap) {
     v["msg"] = msg;
     Json::StreamWriterBuilder b;
     b["indentation"] = "";
-    line = "<" + std::to_string(kPrio[li]) + ">" + Json::writeString(b, v) + "\n";
+    line.append(1, '<').append(std::to_string(kPrio[li])).append(1, '>');
+    line.append(Json::writeString(b, v)).append(1, '\n');
   } else {
-    line = "<" + std::to_string(kPrio[li]) + ">" + g_opts.component + "[" + std::to_string(getpid()) +
-           "]: " + kNames[li] + ": " + msg + "\n";
+    line.append(1, '<').append(std::to_string(kPrio[li])).append(1, '>').append(g_opts.component);
+    line.append(1, '[').append(std::to_string(getpid())).append("]: ").append(kNames[li]).append(": ");
+    line.append(msg).append(1, '\n');
   }
   std::lock_guard lk(g_mu);
   // One write(2) per line so that lines of several processes never interleave.

@@ -75,7 +75,7 @@ constexpr uint64_t kFutexCmdMask = ~static_cast<uint64_t>(FUTEX_PRIVATE_FLAG | F
 
 std::string syscall_name(int nr) {
   char* n = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
-  std::string s = n ? n : "#" + std::to_string(nr);
+  std::string s = n ? std::string(n) : std::string("#").append(std::to_string(nr));
   std::free(n);
   return s;
 }

@@ -146,7 +146,10 @@ std::string scalar(const Json::Value& v) {
     for (const auto& x : v) all_scalar = all_scalar && !x.isObject() && !x.isArray();
     if (all_scalar) {
       std::string s;
-      for (const auto& x : v) s += (s.empty() ? "" : " ") + scalar(x);
+      for (const auto& x : v) {
+        if (!s.empty()) s += ' ';
+        s += scalar(x);
+      }
       return s;
     }
   }

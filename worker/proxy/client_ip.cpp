@@ -16,22 +16,17 @@ constexpr size_t kMaxHops = 64;
 std::optional<net::SocketAddress> parse_ip(std::string_view ip) {
   ip = http1::trim_ows(ip);
   if (ip.empty() || ip.size() > 64) return std::nullopt;
-  std::string text;
   if (ip.front() == '[') {  // "[v6]" or "[v6]:port"
     const size_t close = ip.find(']');
     if (close == std::string_view::npos) return std::nullopt;
-    text = std::string(ip.substr(0, close + 1)) + ":0";
-  } else if (ip.find(':') != std::string_view::npos) {
+    ip = ip.substr(1, close - 1);
+    if (ip.find(':') == std::string_view::npos) return std::nullopt;  // "[1.2.3.4]"
+  } else if (const size_t colon = ip.find(':'); colon != std::string_view::npos) {
     // Bare IPv6, or "v4:port".
-    const size_t colon = ip.find(':');
     if (ip.find(':', colon + 1) == std::string_view::npos && ip.find('.') != std::string_view::npos)
-      text = std::string(ip.substr(0, colon)) + ":0";
-    else
-      text = "[" + std::string(ip) + "]:0";
-  } else {
-    text = std::string(ip) + ":0";
+      ip = ip.substr(0, colon);
   }
-  auto a = net::SocketAddress::parse(text);
+  auto a = net::SocketAddress::from_ip(ip);
   if (!a) return std::nullopt;
   return a->normalized();
 }

@@ -110,10 +110,7 @@ bool IpFilterSet::allows(const config::IpFilter& filter, const huginn::net::Sock
 }
 
 std::optional<huginn::net::SocketAddress> parse_ip(std::string_view ip) {
-  if (ip.empty() || ip.size() > INET6_ADDRSTRLEN) return std::nullopt;
-  const bool v6 = ip.find(':') != std::string_view::npos;
-  std::string text = v6 ? "[" + std::string(ip) + "]:0" : std::string(ip) + ":0";
-  return huginn::net::SocketAddress::parse(text);
+  return huginn::net::SocketAddress::from_ip(ip);
 }
 
 }  // namespace huginn::worker::proxy
