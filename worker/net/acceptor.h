@@ -47,7 +47,8 @@ namespace huginn::worker::net {
 inline constexpr size_t kAcceptBatch = 1;
 inline constexpr uint32_t kExhaustedPauseMs = 100;
 // libevent's timers run on the coarse monotonic clock (one kernel tick: 4 ms
-// with HZ=250), so a pause lasts from kYieldUs to about a tick more.
+// with HZ=250), so a pause lasts anywhere from a fraction of kYieldUs to
+// about a tick more.
 inline constexpr uint32_t kYieldUs = 1000;
 inline constexpr size_t kCatchUpBatch = 64;
 
