@@ -404,8 +404,8 @@ bool Server::add_listener(sys::UniqueFd fd, const ListenerSpec& spec) {
   l->spec = spec;
   l->port = local_port_of(fd.get());
   // The socket is already listening (bound by the supervisor).
-  l->acceptor = net::Acceptor::create(impl_->ctx.base, std::move(fd), net::kAcceptBatch, &Impl::accept_cb,
-                                      l.get(), &Impl::yield_cb);
+  l->acceptor =
+      net::Acceptor::create(impl_->ctx.base, std::move(fd), &Impl::accept_cb, l.get(), &Impl::yield_cb);
   if (!l->acceptor || !l->acceptor->enable()) return false;
   impl_->listeners.push_back(std::move(l));
   return true;

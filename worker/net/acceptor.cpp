@@ -4,19 +4,16 @@
 #include <event2/util.h>
 #include <string.h>
 
-#include <algorithm>
-
 #include "common/sys/log.h"
 
 namespace huginn::worker::net {
 
-std::unique_ptr<Acceptor> Acceptor::create(event_base* base, sys::UniqueFd fd, size_t batch, OnAccept cb,
-                                           void* arg, Yield yield) {
-  if (!fd || base == nullptr || cb == nullptr || batch == 0) return nullptr;
+std::unique_ptr<Acceptor> Acceptor::create(event_base* base, sys::UniqueFd fd, OnAccept cb, void* arg,
+                                           Yield yield) {
+  if (!fd || base == nullptr || cb == nullptr) return nullptr;
   if (evutil_make_socket_nonblocking(fd.get()) != 0) return nullptr;
   std::unique_ptr<Acceptor> a(new Acceptor());
   a->fd_ = std::move(fd);
-  a->batch_ = batch;
   a->cb_ = cb;
   a->yield_ = yield;
   a->arg_ = arg;
@@ -53,7 +50,7 @@ bool Acceptor::accept_some(bool after_yield) {
   // asking (a connection waits about kYieldUs at most, even if the other
   // workers never take it), and up to kCatchUpBatch - 1 more while the
   // policy allows them: the others may have taken their share meanwhile.
-  const size_t limit = after_yield ? std::max(batch_, kCatchUpBatch) : batch_;
+  const size_t limit = after_yield ? kCatchUpBatch : 1;
   for (size_t i = 0; i < limit && enabled_; ++i) {
     const bool ask = yield_ != nullptr && (!after_yield || i > 0);
     if (ask && yield_(arg_)) {

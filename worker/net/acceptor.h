@@ -5,7 +5,7 @@
 // every wake-up, so the worker that woke first took every connection of a
 // burst: h2load's 10 connections landed 10/0 on two workers in 3 of 6 tries,
 // which left one worker (one core) with all the load. Like nginx with
-// `multi_accept off`, an Acceptor takes at most `batch` connections per
+// `multi_accept off`, an Acceptor takes one connection per
 // readiness event; epoll is level-triggered, so what is left wakes the other
 // workers as well as this one, and a burst is shared out.
 //
@@ -44,7 +44,6 @@
 
 namespace huginn::worker::net {
 
-inline constexpr size_t kAcceptBatch = 1;
 inline constexpr uint32_t kExhaustedPauseMs = 100;
 // libevent's timers run on the coarse monotonic clock (one kernel tick: 4 ms
 // with HZ=250), so a pause lasts anywhere from a fraction of kYieldUs to
@@ -62,8 +61,8 @@ class Acceptor {
 
   // Takes `fd` (a listening socket); it is made non-blocking. Listening
   // starts disabled. Null if the events cannot be made.
-  static std::unique_ptr<Acceptor> create(event_base* base, sys::UniqueFd fd, size_t batch, OnAccept cb,
-                                          void* arg, Yield yield = nullptr);
+  static std::unique_ptr<Acceptor> create(event_base* base, sys::UniqueFd fd, OnAccept cb, void* arg,
+                                          Yield yield = nullptr);
   ~Acceptor() = default;
   Acceptor(const Acceptor&) = delete;
   Acceptor& operator=(const Acceptor&) = delete;
@@ -92,7 +91,6 @@ class Acceptor {
   sys::UniqueFd fd_;
   EventPtr ev_;
   EventPtr resume_;  // ends an exhaustion pause or a yield
-  size_t batch_ = kAcceptBatch;
   OnAccept cb_ = nullptr;
   Yield yield_ = nullptr;
   void* arg_ = nullptr;

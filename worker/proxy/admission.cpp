@@ -16,7 +16,7 @@ bool ip_allowed(const config::Config& cfg, const net::ClientInfo& client, const 
   if (!policies.ip_filters) return true;
   const config::IpFilter& filter = IpFilterSet::effective(cfg, d.domain, d.route);
   if (filter.mode == config::IpFilter::Mode::kDisabled) return true;
-  const auto peer = parse_ip(client.peer_ip);
+  const auto peer = huginn::net::SocketAddress::from_ip(client.peer_ip);  // peer_ip: no brackets, no port
   // An unparsable peer cannot be in an allowlist; a denylist cannot name it either.
   const bool allowed =
       peer ? policies.ip_filters->allows(filter, *peer) : filter.mode == config::IpFilter::Mode::kDenylist;

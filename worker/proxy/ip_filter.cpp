@@ -109,8 +109,4 @@ bool IpFilterSet::allows(const config::IpFilter& filter, const huginn::net::Sock
   return allowlist ? listed : !listed;
 }
 
-std::optional<huginn::net::SocketAddress> parse_ip(std::string_view ip) {
-  return huginn::net::SocketAddress::from_ip(ip);
-}
-
 }  // namespace huginn::worker::proxy

@@ -61,8 +61,4 @@ class IpFilterSet {
   std::unordered_map<const config::IpFilter*, PrefixSet> compiled_;
 };
 
-// Parses the textual client address of ClientInfo::peer_ip (no brackets, no
-// port) into a SocketAddress with port 0.
-std::optional<huginn::net::SocketAddress> parse_ip(std::string_view ip);
-
 }  // namespace huginn::worker::proxy

@@ -50,7 +50,7 @@ class AcceptorTest : public ::testing::Test {
     ASSERT_TRUE(base_);
     const int fd = listen_loopback(&port_);
     ASSERT_GE(fd, 0);
-    acceptor_ = Acceptor::create(base_.get(), sys::UniqueFd(fd), kAcceptBatch, &on_accept, &sink_, &on_yield);
+    acceptor_ = Acceptor::create(base_.get(), sys::UniqueFd(fd), &on_accept, &sink_, &on_yield);
     ASSERT_TRUE(acceptor_);
     ASSERT_TRUE(acceptor_->enable());
   }
@@ -255,10 +255,9 @@ TEST_F(AcceptorTest, OutOfDescriptorsPausesInsteadOfSpinning) {
 TEST(AcceptorCreate, RefusesWhatItCannotUse) {
   EventBasePtr base = new_event_base();
   uint16_t port = 0;
-  EXPECT_FALSE(Acceptor::create(base.get(), sys::UniqueFd(), 1, &on_accept, nullptr));
-  EXPECT_FALSE(Acceptor::create(base.get(), sys::UniqueFd(listen_loopback(&port)), 0, &on_accept, nullptr));
-  EXPECT_FALSE(Acceptor::create(base.get(), sys::UniqueFd(listen_loopback(&port)), 1, nullptr, nullptr));
-  EXPECT_FALSE(Acceptor::create(nullptr, sys::UniqueFd(listen_loopback(&port)), 1, &on_accept, nullptr));
+  EXPECT_FALSE(Acceptor::create(base.get(), sys::UniqueFd(), &on_accept, nullptr));
+  EXPECT_FALSE(Acceptor::create(base.get(), sys::UniqueFd(listen_loopback(&port)), nullptr, nullptr));
+  EXPECT_FALSE(Acceptor::create(nullptr, sys::UniqueFd(listen_loopback(&port)), &on_accept, nullptr));
 }
 
 // Two workers (two Servers, each on its own loop thread) on one listening

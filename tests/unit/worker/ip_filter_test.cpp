@@ -19,7 +19,7 @@ std::vector<net::Cidr> cidrs(std::initializer_list<const char*> texts) {
 }
 
 net::SocketAddress ip(const char* text) {
-  auto a = parse_ip(text);
+  auto a = huginn::net::SocketAddress::from_ip(text);
   EXPECT_TRUE(a) << text;
   return a.value_or(net::SocketAddress{});
 }
@@ -150,15 +150,15 @@ TEST_F(IpFilterScopes, EmptyListsFollowUpstream) {
   EXPECT_TRUE(s2.allows(c.security.ip_filter, ip("127.0.0.1")));
 }
 
-TEST(ParseIp, AcceptsLiteralsOnly) {
-  EXPECT_TRUE(parse_ip("127.0.0.1"));
-  EXPECT_TRUE(parse_ip("::1"));
-  EXPECT_TRUE(parse_ip("::ffff:1.2.3.4"));
-  EXPECT_FALSE(parse_ip(""));
-  EXPECT_FALSE(parse_ip("localhost"));
-  EXPECT_FALSE(parse_ip("[::1]"));
-  EXPECT_FALSE(parse_ip("1.2.3.4:80"));
-  EXPECT_FALSE(parse_ip(std::string(100, '1')));
+TEST(FromIp, AcceptsLiteralsOnly) {
+  EXPECT_TRUE(huginn::net::SocketAddress::from_ip("127.0.0.1"));
+  EXPECT_TRUE(huginn::net::SocketAddress::from_ip("::1"));
+  EXPECT_TRUE(huginn::net::SocketAddress::from_ip("::ffff:1.2.3.4"));
+  EXPECT_FALSE(huginn::net::SocketAddress::from_ip(""));
+  EXPECT_FALSE(huginn::net::SocketAddress::from_ip("localhost"));
+  EXPECT_FALSE(huginn::net::SocketAddress::from_ip("[::1]"));
+  EXPECT_FALSE(huginn::net::SocketAddress::from_ip("1.2.3.4:80"));
+  EXPECT_FALSE(huginn::net::SocketAddress::from_ip(std::string(100, '1')));
 }
 
 }  // namespace
