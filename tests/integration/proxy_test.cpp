@@ -257,13 +257,63 @@ TEST_F(ProxyTest, RejectsRequestSmugglingShapesWithBadRequestAndClose) {
   EXPECT_EQ(be.requests(), 0u) << "no smuggling shape may reach the backend";
 }
 
-// Lingering close: the proxy finishes a response with Connection: close while
-// the client has sent more bytes it will never read, and the client reads
-// slowly. Closing a socket with unread input makes the kernel send a reset
-// and discard the part of the response still in the send queue; the proxy
-// must instead shut down its side and read and discard until the client
-// closes.
-TEST_F(ProxyTest, ClosingWithUnreadInputDoesNotTruncateTheResponse) {
+// Lingering close. Closing a socket with unread input makes the kernel send a
+// reset, and bytes that arrive after the close are answered with one; a reset
+// discards the part of the response the client has not read yet. The proxy
+// lingers (shuts down its side, then reads and discards until the client
+// closes) whenever the client may still be sending, and closes at once when
+// the client's last request (`Connection: close`) arrived whole and nothing
+// it sent is unread, as nginx's `lingering_close on` does.
+namespace {
+
+int connect_small_window(uint16_t port) {
+  // The receive buffer must be small before connect().
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  const int small = 4096;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+bool send_all(int fd, std::string_view data) {
+  return ::send(fd, data.data(), data.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(data.size());
+}
+
+// Reads until EOF or an error; *err is the error (0 at EOF).
+std::string read_to_end(int fd, int* err) {
+  std::string got;
+  char buf[65536];
+  *err = 0;
+  for (;;) {
+    const ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n > 0) {
+      got.append(buf, static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0) *err = errno;
+    return got;
+  }
+}
+
+size_t body_size(const std::string& response) {
+  const size_t head_end = response.find("\r\n\r\n");
+  return head_end == std::string::npos ? 0 : response.size() - head_end - 4;
+}
+
+}  // namespace
+
+// A keep-alive client (HTTP/1.0 with `Connection: keep-alive`, answered with
+// `Connection: close`) sends its next request while most of a 2 MiB response
+// still waits in the proxy's send queue, and reads slowly.
+TEST_F(ProxyTest, ClosingWhileTheClientStillSendsDoesNotTruncateTheResponse) {
   Backend be([](const Request&) {
     Response r;
     r.stream_bytes = 2 << 20;
@@ -271,42 +321,80 @@ TEST_F(ProxyTest, ClosingWithUnreadInputDoesNotTruncateTheResponse) {
   });
   start(head(1) + backend_block(be.address()) +
         "[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" + be.address() + "\"\n");
-  // A raw socket: the receive buffer must be small before connect().
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int fd = connect_small_window(port_);
   ASSERT_GE(fd, 0);
-  const int small = 4096;
-  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(port_);
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
-  const std::string req = "GET /big HTTP/1.1\r\nHost: x.test\r\nConnection: close\r\n\r\n";
-  ASSERT_EQ(::send(fd, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
+  ASSERT_TRUE(send_all(fd, "GET /big HTTP/1.0\r\nHost: x.test\r\nConnection: keep-alive\r\n\r\n"));
   // The proxy writes the whole response into its socket and closes its side;
-  // most of it waits in its send queue (our window is small). Then bytes it
-  // will not read arrive.
+  // most of it waits in its send queue (our window is small). Then the next
+  // request arrives, which the proxy will not read.
   std::this_thread::sleep_for(300ms);
-  const std::string junk(4096, 'j');
-  ASSERT_EQ(::send(fd, junk.data(), junk.size(), MSG_NOSIGNAL), static_cast<ssize_t>(junk.size()));
+  ASSERT_TRUE(send_all(fd, "GET /next HTTP/1.0\r\nHost: x.test\r\n\r\n" + std::string(4096, 'j')));
   std::this_thread::sleep_for(200ms);
-  std::string got;
-  char buf[65536];
   int err = 0;
-  for (;;) {
-    const ssize_t n = recv(fd, buf, sizeof buf, 0);
-    if (n > 0) {
-      got.append(buf, static_cast<size_t>(n));
-      continue;
-    }
-    if (n < 0) err = errno;
-    break;
-  }
+  const std::string got = read_to_end(fd, &err);
   close(fd);
   EXPECT_EQ(err, 0) << strerror(err) << " after " << got.size() << " bytes";
-  const size_t body = got.find("\r\n\r\n");
-  ASSERT_NE(body, std::string::npos);
-  EXPECT_EQ(got.size() - body - 4, size_t{2} << 20);
+  EXPECT_NE(got.find("Connection: close"), std::string::npos);
+  EXPECT_EQ(body_size(got), size_t{2} << 20);
+}
+
+// The client's last request arrived whole and nothing else did: no lingering.
+// The proxy's socket is gone once the response is read, so a byte sent after
+// it is answered with a reset (a lingering proxy would read and discard it).
+TEST_F(ProxyTest, TheClientsLastRequestIsAnsweredWithoutLingering) {
+  Backend be;
+  start(head(1) + backend_block(be.address()) +
+        "[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" + be.address() + "\"\n");
+  const int fd = connect_small_window(port_);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(send_all(fd, "GET / HTTP/1.1\r\nHost: x.test\r\nConnection: close\r\n\r\n"));
+  int err = 0;
+  const std::string got = read_to_end(fd, &err);
+  ASSERT_EQ(err, 0) << strerror(err);
+  EXPECT_NE(got.find("200"), std::string::npos) << got;
+  EXPECT_NE(got.find("Connection: close"), std::string::npos) << got;
+  // The reset comes back to the first byte; the second send or the recv
+  // reports it.
+  const bool reset = [&] {
+    for (int i = 0; i < 50; ++i) {
+      if (::send(fd, "x", 1, MSG_NOSIGNAL) < 0) return errno == ECONNRESET || errno == EPIPE;
+      char b = 0;
+      const ssize_t n = recv(fd, &b, 1, MSG_DONTWAIT);
+      if (n < 0 && errno == ECONNRESET) return true;
+      std::this_thread::sleep_for(20ms);
+    }
+    return false;
+  }();
+  close(fd);
+  EXPECT_TRUE(reset) << "a byte sent after the response must meet a closed socket";
+}
+
+// The same last request, but bytes the proxy will not read (a request sent
+// against the protocol) came with it: the proxy lingers, so a byte sent
+// after the response is read and discarded, and the client sees a clean EOF.
+TEST_F(ProxyTest, TheLastRequestWithUnreadBytesBehindItLingers) {
+  Backend be;
+  start(head(1) + backend_block(be.address()) +
+        "[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" + be.address() + "\"\n");
+  const int fd = connect_small_window(port_);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(send_all(fd,
+                       "GET / HTTP/1.1\r\nHost: x.test\r\nConnection: close\r\n\r\n"
+                       "GET /more HTTP/1.1\r\nHost: x.test\r\n\r\n"));
+  int err = 0;
+  const std::string got = read_to_end(fd, &err);
+  ASSERT_EQ(err, 0) << strerror(err);
+  EXPECT_NE(got.find("200"), std::string::npos) << got;
+  EXPECT_EQ(got.find("/more"), std::string::npos) << "the second request is not answered";
+  bool reset = false;
+  for (int i = 0; i < 10 && !reset; ++i) {
+    if (::send(fd, "x", 1, MSG_NOSIGNAL) < 0) reset = true;
+    char b = 0;
+    if (recv(fd, &b, 1, MSG_DONTWAIT) < 0 && errno == ECONNRESET) reset = true;
+    std::this_thread::sleep_for(20ms);
+  }
+  close(fd);
+  EXPECT_FALSE(reset) << "the lingering proxy reads and discards what the client still sends";
 }
 
 TEST_F(ProxyTest, CheckConfigPrintsEveryErrorWithItsPosition) {

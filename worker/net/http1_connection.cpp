@@ -80,8 +80,12 @@ void Http1Connection::close() {
   closed_ = true;
   access_.finish(ctx_, info_);  // a request cut short: 499, or the status and bytes so far
   // Closing after a flushed final response: the client may still be sending,
-  // unless it has closed its side already (EOF, or a TLS close_notify).
-  linger_ = flushing_close_ && !client_eof_ && client_ && out_len(client_.get()) == 0;
+  // unless it has closed its side already (EOF, or a TLS close_notify), or it
+  // asked to close with a request that arrived whole and nothing it sent is
+  // left unread (nginx's `lingering_close on`).
+  const bool client_done = client_done_ || (ex_.active && ex_.client_closing && ex_.request_complete);
+  linger_ = flushing_close_ && !client_eof_ && client_ && out_len(client_.get()) == 0 &&
+            !(client_done && !unread_input(client_.get()));
   drop_exchange();
   // The client bufferevent is freed with the object (from the event loop):
   // close() may run while process_input() still holds its input buffer.
@@ -257,6 +261,7 @@ void Http1Connection::on_request_head(http1::RequestHead&& head) {
   ex_.active = true;
   ex_.client_http11 = head.version_minor >= 1;
   ex_.client_keep_alive = head.keep_alive && ex_.client_http11 && !draining_ && !ctx_.draining;
+  ex_.client_closing = !head.keep_alive;
   ex_.head_request = head.method == HTTP_HEAD;
   ex_.has_body = head.framing == http1::BodyFraming::kChunked ||
                  (head.framing == http1::BodyFraming::kLength && head.content_length > 0);
@@ -326,6 +331,7 @@ void Http1Connection::finish_exchange(bool from_input_loop) {
   // The response promised keep-alive (its head had no `Connection: close`).
   const bool promised = ex_.client_keep_alive && !close_after_response_;
   const bool drain = draining_ || ctx_.draining;
+  const bool client_done = ex_.client_closing && ex_.request_complete;
   ex_ = Exchange{};
   drop_exchange();
   // A drain that began after the head went out does not break that promise:
@@ -333,6 +339,7 @@ void Http1Connection::finish_exchange(bool from_input_loop) {
   // short grace for the next request, which is answered with `Connection:
   // close` (on_exchange_head and the local answers check the drain).
   if (!promised) {
+    client_done_ = client_done;
     start_flush_close();
     return;
   }

@@ -96,6 +96,7 @@ class Http1Connection : public Connection, public http1::ParserSink, public Upst
     bool response_started = false;  // final response head sent to the client
     bool response_complete = false;
     bool client_keep_alive = false;
+    bool client_closing = false;  // the request asked to close (Connection: close, HTTP/1.0)
     bool client_http11 = true;
     bool head_request = false;
     bool has_body = false;
@@ -123,6 +124,7 @@ class Http1Connection : public Connection, public http1::ParserSink, public Upst
   size_t metrics_method_ = metrics::kOtherMethod;  // its method (metrics::method_index)
   bool draining_ = false;
   bool client_eof_ = false;
+  bool client_done_ = false;  // the client's last request (it asked to close) arrived whole
   bool flushing_close_ = false;
   bool close_after_response_ = false;
 };

@@ -1,13 +1,23 @@
-// Ending a TLS connection politely: a close_notify alert before the socket
-// closes, as RFC 8446 §6.1 asks (OpenSSL 3 clients report a missing one as
-// "unexpected eof"). One non-blocking attempt; the error queue is cleared so
-// that a failure cannot leak into the next connection's SSL_get_error.
+// Ending a client connection politely.
+//
+// send_close_notify: a TLS close_notify alert before the socket closes, as
+// RFC 8446 §6.1 asks (OpenSSL 3 clients report a missing one as "unexpected
+// eof"). One non-blocking attempt; the error queue is cleared so that a
+// failure cannot leak into the next connection's SSL_get_error.
+//
+// unread_input: whether closing now would leave client bytes unread, in the
+// bufferevent, in OpenSSL's record buffer or in the kernel's receive queue.
+// close(2) on a socket with unread bytes sends a reset instead of a FIN, and
+// a reset can destroy response bytes the client has not read yet; such a
+// transport gets a lingering close (WorkerContext::linger).
 #pragma once
 
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <sys/socket.h>
 
 namespace huginn::worker::net {
 
@@ -18,6 +28,18 @@ inline void send_close_notify(bufferevent* bev) {
     if ((SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN) == 0 && SSL_is_init_finished(ssl)) SSL_shutdown(ssl);
     ERR_clear_error();
   }
+}
+
+// One recv(MSG_PEEK | MSG_DONTWAIT) of a byte; an error or EOF counts as
+// nothing unread (a reset connection has nothing left to protect).
+inline bool unread_input(bufferevent* bev) {
+  if (bev == nullptr) return false;
+  if (evbuffer_get_length(bufferevent_get_input(bev)) > 0) return true;
+  if (SSL* ssl = bufferevent_openssl_get_ssl(bev); ssl != nullptr && SSL_has_pending(ssl) == 1) return true;
+  const evutil_socket_t fd = bufferevent_getfd(bev);
+  if (fd < 0) return false;
+  char byte = 0;
+  return ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
 }
 
 }  // namespace huginn::worker::net

@@ -89,7 +89,9 @@ struct WorkerContext {
   // that unread input cannot make the kernel answer with a reset that
   // destroys response bytes the client has not read yet (nginx's
   // lingering_close). Not used once the client has closed its side (EOF or
-  // close_notify): nothing more can arrive. Null = just free it.
+  // close_notify): nothing more can arrive; nor by HTTP/1.1 after the
+  // client's last request (`Connection: close`) when nothing it sent is
+  // unread (net::unread_input). Null = just free it.
   std::function<void(BufferEventPtr transport)> linger;
 };
 
