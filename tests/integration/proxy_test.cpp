@@ -52,6 +52,12 @@ class ProxyTest : public ::testing::Test {
     return "[[backends]]\naddress = \"" + address + "\"\n\n";
   }
 
+  // One backend and one catch-all route to it.
+  static std::string route_all_to(const std::string& address) {
+    return backend_block(address) + "[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" +
+           address + "\"\n";
+  }
+
   void start(const std::string& toml) {
     config_path_ = dir_.write("config.toml", toml);
     proxy_ = spawn_proxy(dir_, config_path_);
@@ -68,8 +74,7 @@ class ProxyTest : public ::testing::Test {
 
 TEST_F(ProxyTest, ProxiesRequestsAndSetsForwardedHeaders) {
   Backend be;
-  start(head(2) + backend_block(be.address()) +
-        "[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" + be.address() + "\"\n");
+  start(head(2) + route_all_to(be.address()));
   auto r = http_request(port_, "GET", "/hello?x=1", "Example.COM.");
   ASSERT_TRUE(r.ok) << r.error;
   EXPECT_EQ(r.status, 200);
@@ -118,8 +123,7 @@ TEST_F(ProxyTest, StreamsTenMebibyteBodiesBothWaysByteExact) {
     }
     return resp;
   });
-  start(head(2) + backend_block(be.address()) +
-        "[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" + be.address() + "\"\n");
+  start(head(2) + route_all_to(be.address()));
   const uint64_t expect = pattern_fnv(kSize);
   for (bool chunked : {false, true}) {
     HttpClient c("127.0.0.1", port_);
@@ -163,8 +167,7 @@ TEST_F(ProxyTest, RoutesWithTheSamePrefixAlternateRoundRobin) {
 
 TEST_F(ProxyTest, ReusesKeepAliveConnectionsToTheBackend) {
   Backend be;
-  start(head(1) + backend_block(be.address()) +
-        "[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" + be.address() + "\"\n");
+  start(head(1) + route_all_to(be.address()));
   for (int i = 0; i < 10; ++i) ASSERT_TRUE(http_request(port_, "GET", "/a", "k.test").ok);
   HttpClient c("127.0.0.1", port_);
   for (int i = 0; i < 10; ++i) {
@@ -233,8 +236,7 @@ TEST_F(ProxyTest, AnswersRoutingAndUpstreamFailuresWithJsonErrors) {
 
 TEST_F(ProxyTest, RejectsRequestSmugglingShapesWithBadRequestAndClose) {
   Backend be;
-  start(head(1) + backend_block(be.address()) +
-        "[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" + be.address() + "\"\n");
+  start(head(1) + route_all_to(be.address()));
   const std::vector<std::pair<const char*, std::string>> shapes = {
       {"CL+TE",
        "POST / HTTP/1.1\r\nHost: s\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
@@ -319,8 +321,7 @@ TEST_F(ProxyTest, ClosingWhileTheClientStillSendsDoesNotTruncateTheResponse) {
     r.stream_bytes = 2 << 20;
     return r;
   });
-  start(head(1) + backend_block(be.address()) +
-        "[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" + be.address() + "\"\n");
+  start(head(1) + route_all_to(be.address()));
   const int fd = connect_small_window(port_);
   ASSERT_GE(fd, 0);
   ASSERT_TRUE(send_all(fd, "GET /big HTTP/1.0\r\nHost: x.test\r\nConnection: keep-alive\r\n\r\n"));
@@ -343,8 +344,7 @@ TEST_F(ProxyTest, ClosingWhileTheClientStillSendsDoesNotTruncateTheResponse) {
 // it is answered with a reset (a lingering proxy would read and discard it).
 TEST_F(ProxyTest, TheClientsLastRequestIsAnsweredWithoutLingering) {
   Backend be;
-  start(head(1) + backend_block(be.address()) +
-        "[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" + be.address() + "\"\n");
+  start(head(1) + route_all_to(be.address()));
   const int fd = connect_small_window(port_);
   ASSERT_GE(fd, 0);
   ASSERT_TRUE(send_all(fd, "GET / HTTP/1.1\r\nHost: x.test\r\nConnection: close\r\n\r\n"));
@@ -374,8 +374,7 @@ TEST_F(ProxyTest, TheClientsLastRequestIsAnsweredWithoutLingering) {
 // after the response is read and discarded, and the client sees a clean EOF.
 TEST_F(ProxyTest, TheLastRequestWithUnreadBytesBehindItLingers) {
   Backend be;
-  start(head(1) + backend_block(be.address()) +
-        "[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" + be.address() + "\"\n");
+  start(head(1) + route_all_to(be.address()));
   const int fd = connect_small_window(port_);
   ASSERT_GE(fd, 0);
   ASSERT_TRUE(send_all(fd,
@@ -426,8 +425,7 @@ TEST_F(ProxyTest, CheckConfigPrintsEveryErrorWithItsPosition) {
 TEST_F(ProxyTest, WorkersRunUnprivilegedWithNoCapabilities) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to start workers that drop to another uid";
   Backend be;
-  start(head(3) + backend_block(be.address()) +
-        "[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" + be.address() + "\"\n");
+  start(head(3) + route_all_to(be.address()));
   auto pids = workers();
   ASSERT_EQ(pids.size(), 3u) << proxy_->log();
   for (pid_t pid : pids) {
@@ -446,8 +444,7 @@ TEST_F(ProxyTest, WorkersRunUnprivilegedWithNoCapabilities) {
 
 TEST_F(ProxyTest, AKilledWorkerIsReplacedAndServiceContinues) {
   Backend be;
-  start(head(2) + backend_block(be.address()) +
-        "[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" + be.address() + "\"\n");
+  start(head(2) + route_all_to(be.address()));
   auto before = workers();
   ASSERT_EQ(before.size(), 2u);
   ASSERT_EQ(kill(before[0], SIGKILL), 0);
@@ -470,8 +467,7 @@ TEST_F(ProxyTest, AKilledWorkerIsReplacedAndServiceContinues) {
 // within a second.
 TEST_F(ProxyTest, KillingAWorkerUnderLoadLosesOnlyItsInFlightRequests) {
   Backend be;
-  start(head(2) + backend_block(be.address()) +
-        "[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" + be.address() + "\"\n");
+  start(head(2) + route_all_to(be.address()));
   constexpr int kClients = 6;
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> ok{0}, failed{0};
@@ -544,8 +540,7 @@ TEST_F(ProxyTest, SigtermLetsAnInFlightRequestFinishThenExitsCleanly) {
 
 TEST_F(ProxyTest, SigintStopsFast) {
   Backend be;
-  start(head(2) + backend_block(be.address()) +
-        "[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" + be.address() + "\"\n");
+  start(head(2) + route_all_to(be.address()));
   proxy_->signal(SIGINT);
   int st = proxy_->wait_exit(5000);
   ASSERT_NE(st, -1);
