@@ -19,11 +19,14 @@
 
 #include "tests/support/backend.h"
 #include "tests/support/harness.h"
+#include "tests/support/worker_harness.h"
 
 namespace huginn::testing {
 namespace {
 
 using namespace std::chrono_literals;
+using test::connect_loopback;
+using test::write_all;
 
 uint64_t pattern_fnv(uint64_t n) {
   uint64_t h = kFnvInit;
@@ -268,26 +271,7 @@ TEST_F(ProxyTest, RejectsRequestSmugglingShapesWithBadRequestAndClose) {
 // it sent is unread, as nginx's `lingering_close on` does.
 namespace {
 
-int connect_small_window(uint16_t port) {
-  // The receive buffer must be small before connect().
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  const int small = 4096;
-  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(port);
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-bool send_all(int fd, std::string_view data) {
-  return ::send(fd, data.data(), data.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(data.size());
-}
+bool send_all(int fd, std::string_view data) { return write_all(fd, data.data(), data.size()); }
 
 // Reads until EOF or an error; *err is the error (0 at EOF).
 std::string read_to_end(int fd, int* err) {
@@ -303,6 +287,18 @@ std::string read_to_end(int fd, int* err) {
     if (n < 0) *err = errno;
     return got;
   }
+}
+
+// Sends one byte at a time after a finished response, up to `tries` times
+// 20 ms apart; true when the peer answers with a reset (its socket is gone).
+bool peer_resets(int fd, int tries) {
+  for (int i = 0; i < tries; ++i) {
+    if (::send(fd, "x", 1, MSG_NOSIGNAL) < 0) return errno == ECONNRESET || errno == EPIPE;
+    char b = 0;
+    if (recv(fd, &b, 1, MSG_DONTWAIT) < 0 && errno == ECONNRESET) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return false;
 }
 
 size_t body_size(const std::string& response) {
@@ -322,7 +318,7 @@ TEST_F(ProxyTest, ClosingWhileTheClientStillSendsDoesNotTruncateTheResponse) {
     return r;
   });
   start(head(1) + route_all_to(be.address()));
-  const int fd = connect_small_window(port_);
+  const int fd = connect_loopback(port_, 4096);
   ASSERT_GE(fd, 0);
   ASSERT_TRUE(send_all(fd, "GET /big HTTP/1.0\r\nHost: x.test\r\nConnection: keep-alive\r\n\r\n"));
   // The proxy writes the whole response into its socket and closes its side;
@@ -345,7 +341,7 @@ TEST_F(ProxyTest, ClosingWhileTheClientStillSendsDoesNotTruncateTheResponse) {
 TEST_F(ProxyTest, TheClientsLastRequestIsAnsweredWithoutLingering) {
   Backend be;
   start(head(1) + route_all_to(be.address()));
-  const int fd = connect_small_window(port_);
+  const int fd = connect_loopback(port_);
   ASSERT_GE(fd, 0);
   ASSERT_TRUE(send_all(fd, "GET / HTTP/1.1\r\nHost: x.test\r\nConnection: close\r\n\r\n"));
   int err = 0;
@@ -355,16 +351,7 @@ TEST_F(ProxyTest, TheClientsLastRequestIsAnsweredWithoutLingering) {
   EXPECT_NE(got.find("Connection: close"), std::string::npos) << got;
   // The reset comes back to the first byte; the second send or the recv
   // reports it.
-  const bool reset = [&] {
-    for (int i = 0; i < 50; ++i) {
-      if (::send(fd, "x", 1, MSG_NOSIGNAL) < 0) return errno == ECONNRESET || errno == EPIPE;
-      char b = 0;
-      const ssize_t n = recv(fd, &b, 1, MSG_DONTWAIT);
-      if (n < 0 && errno == ECONNRESET) return true;
-      std::this_thread::sleep_for(20ms);
-    }
-    return false;
-  }();
+  const bool reset = peer_resets(fd, 50);
   close(fd);
   EXPECT_TRUE(reset) << "a byte sent after the response must meet a closed socket";
 }
@@ -375,7 +362,7 @@ TEST_F(ProxyTest, TheClientsLastRequestIsAnsweredWithoutLingering) {
 TEST_F(ProxyTest, TheLastRequestWithUnreadBytesBehindItLingers) {
   Backend be;
   start(head(1) + route_all_to(be.address()));
-  const int fd = connect_small_window(port_);
+  const int fd = connect_loopback(port_);
   ASSERT_GE(fd, 0);
   ASSERT_TRUE(send_all(fd,
                        "GET / HTTP/1.1\r\nHost: x.test\r\nConnection: close\r\n\r\n"
@@ -385,13 +372,7 @@ TEST_F(ProxyTest, TheLastRequestWithUnreadBytesBehindItLingers) {
   ASSERT_EQ(err, 0) << strerror(err);
   EXPECT_NE(got.find("200"), std::string::npos) << got;
   EXPECT_EQ(got.find("/more"), std::string::npos) << "the second request is not answered";
-  bool reset = false;
-  for (int i = 0; i < 10 && !reset; ++i) {
-    if (::send(fd, "x", 1, MSG_NOSIGNAL) < 0) reset = true;
-    char b = 0;
-    if (recv(fd, &b, 1, MSG_DONTWAIT) < 0 && errno == ECONNRESET) reset = true;
-    std::this_thread::sleep_for(20ms);
-  }
+  const bool reset = peer_resets(fd, 10);
   close(fd);
   EXPECT_FALSE(reset) << "the lingering proxy reads and discards what the client still sends";
 }

@@ -59,9 +59,10 @@ int listen_loopback(uint16_t* port, int backlog, int type_flags) {
   return fd;
 }
 
-int connect_loopback(uint16_t port) {
+int connect_loopback(uint16_t port, int rcvbuf) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
+  if (rcvbuf > 0) ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);

@@ -29,8 +29,9 @@ std::string simple_config(const std::string& backend, const std::string& extra =
 // `type_flags` are OR-ed into the socket type (e.g. SOCK_NONBLOCK). -1 on error.
 int listen_loopback(uint16_t* port, int backlog = 128, int type_flags = 0);
 
-// A blocking TCP connection to 127.0.0.1:port, or -1.
-int connect_loopback(uint16_t port);
+// A blocking TCP connection to 127.0.0.1:port, or -1. `rcvbuf` > 0 sets
+// SO_RCVBUF before connect() (a small window keeps the peer's data queued).
+int connect_loopback(uint16_t port, int rcvbuf = 0);
 
 // Writes all of [p, p + n) (a non-blocking socket waits for room); false on
 // error or a blocking socket's send timeout.
