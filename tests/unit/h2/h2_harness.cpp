@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <utility>
 
 #include "common/sys/c_handle.h"
 #include "worker/proxy/router.h"
@@ -39,25 +40,12 @@ H2Server::H2Server(std::shared_ptr<const config::Config> cfg, bool prebuffer)
   ctx_.limits.max_headers = cfg_->limits.max_headers;
   ctx_.endpoints = proxy::resolve_backends(*cfg_);
   ctx_.pool = std::make_unique<proxy::UpstreamPool>(cfg_->backend_pool, cfg_->backends.size());
+  reap_ev_.reset(event_new(base_, -1, 0, &H2Server::reap_cb, this));
   ctx_.on_closed = [this](net::Connection* c) {
     ++closed_;
     // Destroyed later from the loop, never inside the call.
-    const timeval zero{0, 0};
-    auto* arg = new std::pair<H2Server*, net::Connection*>(this, c);
-    event_base_once(
-        base_, -1, EV_TIMEOUT,
-        [](evutil_socket_t, short, void* a) {
-          std::unique_ptr<std::pair<H2Server*, net::Connection*>> p(
-              static_cast<std::pair<H2Server*, net::Connection*>*>(a));
-          auto& conns = p->first->conns_;
-          for (size_t i = 0; i < conns.size(); ++i) {
-            if (conns[i].get() != p->second) continue;
-            p->first->finished_counters_.push_back(conns[i]->counters());
-            conns.erase(conns.begin() + static_cast<std::ptrdiff_t>(i));
-            break;
-          }
-        },
-        arg, &zero);
+    closed_conns_.push_back(c);
+    if (reap_ev_) event_active(reap_ev_.get(), EV_TIMEOUT, 0);
   };
   listen_fd_ = huginn::test::listen_loopback(&port_, 128, SOCK_NONBLOCK);
   EXPECT_GE(listen_fd_, 0);
@@ -70,6 +58,8 @@ H2Server::~H2Server() {
   run([this] {
     listen_ev_.reset();
     conns_.clear();
+    reap_ev_.reset();
+    closed_conns_.clear();
     ctx_.pool->clear();
   });
   loop_.stop();
@@ -108,6 +98,18 @@ std::vector<net::Http2Connection::Counters> H2Server::counters() {
     for (auto& c : conns_) out.push_back(c->counters());
   });
   return out;
+}
+
+void H2Server::reap_cb(evutil_socket_t, short, void* arg) {
+  auto* s = static_cast<H2Server*>(arg);
+  for (net::Connection* c : std::exchange(s->closed_conns_, {})) {
+    for (size_t i = 0; i < s->conns_.size(); ++i) {
+      if (s->conns_[i].get() != c) continue;
+      s->finished_counters_.push_back(s->conns_[i]->counters());
+      s->conns_.erase(s->conns_.begin() + static_cast<std::ptrdiff_t>(i));
+      break;
+    }
+  }
 }
 
 void H2Server::accept_cb(evutil_socket_t fd, short, void* arg) {

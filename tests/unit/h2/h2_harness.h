@@ -56,6 +56,7 @@ class H2Server {
 
  private:
   static void accept_cb(evutil_socket_t fd, short, void* arg);
+  static void reap_cb(evutil_socket_t, short, void* arg);
   void on_accept(int fd);
 
   huginn::test::EventLoopThread loop_;  // declared first: destroyed last
@@ -67,6 +68,11 @@ class H2Server {
   net::EventPtr listen_ev_;
   uint16_t port_ = 0;
   std::vector<std::unique_ptr<net::Http2Connection>> conns_;
+  // Closed connections, destroyed by reap_ev_ on the next loop turn (never
+  // inside their own callback). Owned here, so nothing leaks when the loop
+  // stops with a reap still pending.
+  std::vector<net::Connection*> closed_conns_;
+  net::EventPtr reap_ev_;
   std::vector<net::Http2Connection::Counters> finished_counters_;
   std::atomic<uint64_t> closed_{0};
 };

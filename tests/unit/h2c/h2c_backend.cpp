@@ -287,15 +287,15 @@ void H2cBackend::drop(Conn* c) {
   bufferevent_disable(c->bev, EV_READ | EV_WRITE);
   bufferevent_setcb(c->bev, nullptr, nullptr, nullptr, nullptr);
   ++closed_;
-  auto* arg = new std::pair<H2cBackend*, Conn*>(this, c);
+  dropped_.push_back(c);
   const timeval zero{0, 0};
   event_base_once(
       base_, -1, EV_TIMEOUT,
       [](evutil_socket_t, short, void* a) {
-        std::unique_ptr<std::pair<H2cBackend*, Conn*>> p(static_cast<std::pair<H2cBackend*, Conn*>*>(a));
-        p->first->conns_.erase(p->second);
+        auto* b = static_cast<H2cBackend*>(a);
+        for (Conn* d : std::exchange(b->dropped_, {})) b->conns_.erase(d);
       },
-      arg, &zero);
+      this, &zero);
 }
 
 }  // namespace huginn::worker::h2ctest

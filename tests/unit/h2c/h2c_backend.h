@@ -80,6 +80,10 @@ class H2cBackend {
   Behaviour behaviour_;
   std::vector<Recorded> requests_;
   std::map<Conn*, std::unique_ptr<Conn>> conns_;
+  // Dropped connections, erased from conns_ on the next loop turn. The
+  // one-shot event carries only `this`: if the loop stops first, nothing is
+  // left allocated (conns_ still owns them).
+  std::vector<Conn*> dropped_;
   std::atomic<uint64_t> accepted_{0};
   std::atomic<uint64_t> closed_{0};
   std::atomic<uint64_t> produced_{0};
