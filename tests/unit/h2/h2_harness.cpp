@@ -40,12 +40,12 @@ H2Server::H2Server(std::shared_ptr<const config::Config> cfg, bool prebuffer)
   ctx_.limits.max_headers = cfg_->limits.max_headers;
   ctx_.endpoints = proxy::resolve_backends(*cfg_);
   ctx_.pool = std::make_unique<proxy::UpstreamPool>(cfg_->backend_pool, cfg_->backends.size());
-  reap_ev_.reset(event_new(base_, -1, 0, &H2Server::reap_cb, this));
   ctx_.on_closed = [this](net::Connection* c) {
     ++closed_;
     // Destroyed later from the loop, never inside the call.
     closed_conns_.push_back(c);
-    if (reap_ev_) event_active(reap_ev_.get(), EV_TIMEOUT, 0);
+    const timeval zero{0, 0};
+    event_base_once(base_, -1, EV_TIMEOUT, &H2Server::reap_cb, this, &zero);
   };
   listen_fd_ = huginn::test::listen_loopback(&port_, 128, SOCK_NONBLOCK);
   EXPECT_GE(listen_fd_, 0);
@@ -58,7 +58,6 @@ H2Server::~H2Server() {
   run([this] {
     listen_ev_.reset();
     conns_.clear();
-    reap_ev_.reset();
     closed_conns_.clear();
     ctx_.pool->clear();
   });

@@ -68,11 +68,10 @@ class H2Server {
   net::EventPtr listen_ev_;
   uint16_t port_ = 0;
   std::vector<std::unique_ptr<net::Http2Connection>> conns_;
-  // Closed connections, destroyed by reap_ev_ on the next loop turn (never
-  // inside their own callback). Owned here, so nothing leaks when the loop
-  // stops with a reap still pending.
+  // Closed connections, destroyed by reap_cb on the next loop turn (never
+  // inside their own callback). The one-shot event carries only `this`: if the
+  // loop stops first, nothing is left allocated (conns_ still owns them).
   std::vector<net::Connection*> closed_conns_;
-  net::EventPtr reap_ev_;
   std::vector<net::Http2Connection::Counters> finished_counters_;
   std::atomic<uint64_t> closed_{0};
 };
