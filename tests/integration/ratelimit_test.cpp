@@ -145,6 +145,45 @@ TEST_F(HostPolicyTest, CombinedStrategyKeysByAddressAndHeader) {
   EXPECT_LE(u2, 4);
 }
 
+// Over HTTP/2 the Host field travels as :authority and cookies may come as
+// several crumbs; limit_by_header = "host" / "cookie" must still key by them
+// (it once saw neither and fell back to the client address).
+TEST_F(HostPolicyTest, HeaderStrategyOverHttp2SeesHostAndCookie) {
+  std::string out;
+  if (run_command({"/usr/bin/curl", "--version"}, &out) != 0) GTEST_SKIP() << "curl not installed";
+  start("", route("/ck", rate_limit_block(1, 2, "header", "Cookie")) +
+                route("/ho", rate_limit_block(1, 2, "header", "host")));
+  // `n` requests over h2c (prior knowledge), each on a new connection.
+  auto count_h2_ok = [&](int n, const std::string& path, const std::string& header) {
+    int ok = 0;
+    for (int i = 0; i < n; ++i) {
+      std::string code;
+      EXPECT_EQ(run_command({"/usr/bin/curl", "--noproxy", "*", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                             "--http2-prior-knowledge", "-H", header,
+                             "http://127.0.0.1:" + std::to_string(port_) + path},
+                            &code),
+                0);
+      if (code == "200") {
+        ++ok;
+      } else {
+        EXPECT_EQ(code, "429");
+      }
+    }
+    return ok;
+  };
+  // rps 1, burst 2: each key gets its own two or three within these loops.
+  for (const char* cookie : {"Cookie: session=alpha", "Cookie: session=beta"}) {
+    const int n = count_h2_ok(6, "/ck", cookie);
+    EXPECT_GE(n, 2) << cookie;
+    EXPECT_LE(n, 3) << cookie;
+  }
+  for (const char* host : {"Host: a.example", "Host: b.example"}) {
+    const int n = count_h2_ok(6, "/ho", host);
+    EXPECT_GE(n, 2) << host;
+    EXPECT_LE(n, 3) << host;
+  }
+}
+
 TEST_F(HostPolicyTest, ForwardedForFromAnUntrustedPeerDoesNotBypass) {
   start("[security.trusted_proxies]\ncidrs = [\"10.0.0.0/8\"]\n",
         route("/x", rate_limit_block(1, 3, "ip")) + route("/h2", rate_limit_block(1, 1, "ip")));

@@ -818,19 +818,23 @@ void Http2Connection::dispatch(Stream& s) {
   s.domain = d.domain;
   s.route = d.route;
   s.access.route = d.route;
-  if (auto answer = proxy::local_answer(
-          *ctx_.cfg, info_, d,
-          {ctx_.ip_filters.get(), ctx_.metrics, ctx_.host_state, &s.headers, ratelimit::monotonic_ns()}))
-    return respond_local(s, answer->status, answer->reason, answer->headers);
-  s.backend = d.backend;
-  s.access.backend = d.backend;
-  const proxy::RequestContext rc = proxy::request_context(*ctx_.cfg, d, info_, *host);
+  // The fields as an HTTP/1.1 request would carry them (host from
+  // :authority, the cookie crumbs joined), before the admission check: a rate
+  // limit keyed by limit_by_header = "host" or "cookie" sees the same value
+  // over both protocols.
   http1::Headers in;
   in.reserve(s.headers.size() + 2);
   if (s.have_authority || s.have_host) in.push_back(http1::Header{"host", std::string(authority)});
   in.insert(in.end(), std::make_move_iterator(s.headers.begin()), std::make_move_iterator(s.headers.end()));
   s.headers.clear();
   if (s.have_cookie) in.push_back(http1::Header{"cookie", s.cookie});
+  if (auto answer = proxy::local_answer(
+          *ctx_.cfg, info_, d,
+          {ctx_.ip_filters.get(), ctx_.metrics, ctx_.host_state, &in, ratelimit::monotonic_ns()}))
+    return respond_local(s, answer->status, answer->reason, answer->headers);
+  s.backend = d.backend;
+  s.access.backend = d.backend;
+  const proxy::RequestContext rc = proxy::request_context(*ctx_.cfg, d, info_, *host);
   BackendRequest req;
   req.backend_index = static_cast<size_t>(d.backend - ctx_.cfg->backends.data());
   req.method = s.method;
