@@ -62,7 +62,6 @@ struct Server::Impl {
   // net::Acceptor's yield policy: this worker leaves a connection to its
   // siblings while it holds more than its share of the host's connections.
   static bool yield_cb(void* arg);
-  static void reap_cb(evutil_socket_t, short, void* arg);
   // Lingering close (WorkerContext::linger).
   struct Lingering {
     Impl* impl = nullptr;
@@ -122,10 +121,10 @@ struct Server::Impl {
   std::shared_ptr<const huginn::tls::Bundle> tls_bundle;
   // SSL_CTXs built from it; handshakes in progress keep the set they started with.
   std::shared_ptr<const tls::ContextSet> tls_contexts;
-  std::vector<std::unique_ptr<net::Connection>> graveyard;
   std::unordered_map<Lingering*, std::unique_ptr<Lingering>> lingering;
-  std::vector<std::unique_ptr<Lingering>> linger_graveyard;
-  net::EventPtr reaper;
+  // Closed connections and finished lingering closes, freed from the loop;
+  // each turn then checks whether a drain is complete.
+  net::Graveyard graveyard{[this] { maybe_drained(); }};
   uint64_t total_connections = 0;
   std::function<void()> on_drained;
 };
@@ -146,7 +145,6 @@ Server::Impl::Impl(event_base* base, std::shared_ptr<const config::Config> confi
   ctx.start_http = [this](net::BufferEventPtr transport, net::ClientInfo info, bool h2) {
     start_http(std::move(transport), std::move(info), h2);
   };
-  reaper.reset(event_new(base, -1, 0, &Impl::reap_cb, this));
 }
 
 Server::Impl::~Impl() {
@@ -154,9 +152,8 @@ Server::Impl::~Impl() {
   stopped_listeners.clear();
   for (size_t i = 0; i < conns.size(); ++i) release_connection();
   conns.clear();
-  graveyard.clear();
+  graveyard.reap();
   lingering.clear();
-  linger_graveyard.clear();
   ctx.reaper.reap();  // retired exchanges may hold pooled or h2c connections
   ctx.pool->clear();
   h2c_pool->clear();
@@ -304,11 +301,10 @@ void Server::Impl::start_http(net::BufferEventPtr transport, net::ClientInfo inf
 void Server::Impl::connection_closed(net::Connection* c) {
   auto it = conns.find(c);
   if (it == conns.end()) return;
-  graveyard.push_back(std::move(it->second));
+  graveyard.bury(ctx.base, std::move(it->second));
   conns.erase(it);
   release_connection();
   if (ctx.metrics) ctx.metrics->set_active_connections(conns.size());
-  event_active(reaper.get(), 0, 0);
 }
 
 void Server::Impl::linger(net::BufferEventPtr bev) {
@@ -337,9 +333,8 @@ void Server::Impl::end_linger(Lingering* l) {
   if (it == lingering.end()) return;
   bufferevent_disable(l->bev.get(), EV_READ | EV_WRITE);
   bufferevent_setcb(l->bev.get(), nullptr, nullptr, nullptr, nullptr);
-  linger_graveyard.push_back(std::move(it->second));
+  graveyard.bury(ctx.base, std::move(it->second));
   lingering.erase(it);
-  event_active(reaper.get(), 0, 0);
 }
 
 void Server::Impl::linger_read_cb(bufferevent* bev, void* arg) {
@@ -357,13 +352,6 @@ void Server::Impl::linger_event_cb(bufferevent*, short, void* arg) {
 
 void Server::Impl::close_listeners_cb(evutil_socket_t, short, void* arg) {
   static_cast<Impl*>(arg)->stopped_listeners.clear();
-}
-
-void Server::Impl::reap_cb(evutil_socket_t, short, void* arg) {
-  auto* self = static_cast<Impl*>(arg);
-  self->graveyard.clear();
-  self->linger_graveyard.clear();
-  self->maybe_drained();
 }
 
 void Server::Impl::maybe_drained() {
@@ -414,7 +402,7 @@ bool Server::add_listener(sys::UniqueFd fd, const ListenerSpec& spec) {
 void Server::drain(std::function<void()> on_drained) {
   Impl& i = *impl_;
   i.on_drained = std::move(on_drained);
-  event_active(i.reaper.get(), 0, 0);  // report "drained" from the loop, not from here
+  i.graveyard.wake(i.ctx.base);  // report "drained" from the loop, not from here
   if (i.ctx.draining) return;
   i.ctx.draining = true;
   for (auto& l : i.listeners) l->acceptor->disable();

@@ -74,20 +74,6 @@ std::unique_ptr<BackendExchange> start_http11(WorkerContext& ctx, ExchangeSink& 
 
 }  // namespace
 
-ExchangeReaper::~ExchangeReaper() { reap(); }
-
-void ExchangeReaper::retire(event_base* base, std::unique_ptr<BackendExchange> ex) {
-  if (!ex) return;
-  if (!ev_) ev_.reset(event_new(base, -1, 0, &ExchangeReaper::reap_cb, this));
-  dead_.push_back(std::move(ex));
-  // Without an event (out of memory) it waits for a later retire() or reap().
-  if (ev_) event_active(ev_.get(), EV_TIMEOUT, 0);
-}
-
-void ExchangeReaper::reap() { dead_.clear(); }
-
-void ExchangeReaper::reap_cb(evutil_socket_t, short, void* arg) { static_cast<ExchangeReaper*>(arg)->reap(); }
-
 std::unique_ptr<BackendExchange> start_backend_exchange(WorkerContext& ctx, ExchangeSink& sink,
                                                         BackendRequest req) {
   if (req.backend_index >= ctx.cfg->backends.size()) return nullptr;

@@ -391,14 +391,14 @@ ssize_t H2cSession::read_body_cb(nghttp2_session*, int32_t stream_id, uint8_t* b
 // ------------------------------------------------------------ pool
 
 H2cPool::H2cPool(event_base* base, const config::BackendPool& cfg, size_t backends)
-    : cfg_(cfg), idle_(backends), reap_ev_(event_new(base, -1, 0, &H2cPool::reap_cb, this)) {}
+    : cfg_(cfg), idle_(backends), base_(base) {}
 
 H2cPool::~H2cPool() { clear(); }
 
 void H2cPool::clear() {
   for (auto& l : idle_) l.clear();
   closing_.clear();
-  graveyard_.clear();
+  graveyard_.reap();
 }
 
 size_t H2cPool::idle_count(size_t index) const { return index < idle_.size() ? idle_[index].size() : 0; }
@@ -453,8 +453,7 @@ void H2cPool::close(std::unique_ptr<H2cSession> s) {
 void H2cPool::retire(std::unique_ptr<H2cSession> s) {
   if (!s) return;
   s->kill();
-  graveyard_.push_back(std::move(s));
-  if (reap_ev_) event_active(reap_ev_.get(), EV_TIMEOUT, 0);
+  graveyard_.bury(base_, std::move(s));
 }
 
 void H2cPool::on_session_gone(H2cSession* s) {
@@ -472,8 +471,6 @@ void H2cPool::on_session_gone(H2cSession* s) {
   if (take(closing_)) return;
   s->kill();  // not ours (cannot happen): at least silence it
 }
-
-void H2cPool::reap_cb(evutil_socket_t, short, void* arg) { static_cast<H2cPool*>(arg)->graveyard_.clear(); }
 
 // ------------------------------------------------------------ exchange
 

@@ -92,6 +92,7 @@
 #include "common/sys/c_handle.h"
 #include "worker/http1/message.h"
 #include "worker/net/event_handles.h"
+#include "worker/net/graveyard.h"
 #include "worker/net/upstream_exchange.h"
 #include "worker/net/worker_context.h"
 
@@ -151,13 +152,12 @@ class H2cPool {
   void retire(std::unique_ptr<H2cSession> s);
   // An idle or closing connection ended (from inside its own callbacks).
   void on_session_gone(H2cSession* s);
-  static void reap_cb(evutil_socket_t, short, void* arg);
 
   config::BackendPool cfg_;
   std::vector<std::list<std::unique_ptr<H2cSession>>> idle_;
   std::list<std::unique_ptr<H2cSession>> closing_;
-  std::vector<std::unique_ptr<H2cSession>> graveyard_;
-  EventPtr reap_ev_;
+  event_base* base_;
+  Graveyard graveyard_;  // dead sessions
 };
 
 class H2cUpstream : public BackendExchange {

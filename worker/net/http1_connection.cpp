@@ -72,7 +72,7 @@ void Http1Connection::write_client(std::string_view data) {
 void Http1Connection::drop_exchange() {
   if (!up_) return;
   up_->cancel();
-  ctx_.reaper.retire(ctx_.base, std::move(up_));
+  ctx_.reaper.bury(ctx_.base, std::move(up_));
 }
 
 void Http1Connection::close() {

@@ -18,6 +18,7 @@
 #include "worker/http1/parser.h"
 #include "worker/net/connection.h"
 #include "worker/net/event_handles.h"
+#include "worker/net/graveyard.h"
 #include "worker/proxy/ip_filter.h"
 #include "worker/proxy/router.h"
 #include "worker/proxy/upstream_pool.h"
@@ -28,31 +29,6 @@ class H2cPool;
 class AccessLogWriter;
 class BackendExchange;
 
-// Frees retired backend exchanges from the event loop, for every connection
-// of the worker: an exchange is never destroyed inside one of its own
-// callbacks, and a retired (cancelled) exchange no longer calls its sink, so
-// it may outlive the connection that retired it. One event per worker
-// instead of one per connection.
-class ExchangeReaper {
- public:
-  ExchangeReaper() = default;
-  ~ExchangeReaper();
-  ExchangeReaper(const ExchangeReaper&) = delete;
-  ExchangeReaper& operator=(const ExchangeReaper&) = delete;
-
-  // Takes `ex` (already cancelled) and frees it from the next loop turn.
-  void retire(event_base* base, std::unique_ptr<BackendExchange> ex);
-  // Frees every retired exchange now (the owner's teardown: before the
-  // pools they may hand connections back to).
-  void reap();
-
- private:
-  static void reap_cb(evutil_socket_t, short, void* arg);
-
-  EventPtr ev_;  // created with the first retire()
-  std::vector<std::unique_ptr<BackendExchange>> dead_;
-};
-
 struct WorkerContext {
   event_base* base = nullptr;
   std::shared_ptr<const config::Config> cfg;
@@ -62,8 +38,11 @@ struct WorkerContext {
   std::vector<proxy::BackendEndpoint> endpoints;  // parallel to cfg->backends
   std::unique_ptr<proxy::UpstreamPool> pool;
   H2cPool* h2c_pool = nullptr;  // idle h2c backend connections (owned by the Server); null = no h2c backends
-  // Retired exchanges of every connection; the owner reaps it before its pools go.
-  ExchangeReaper reaper;
+  // Retired backend exchanges of every connection (an exchange is never
+  // destroyed inside one of its own callbacks; a retired one no longer calls
+  // its sink, so it may outlive the connection that retired it). The owner
+  // reaps it before its pools go.
+  Graveyard reaper;
   // [logging] access_log: created at the first finished request (access_log.h).
   std::shared_ptr<AccessLogWriter> access_log;
   uint64_t total_requests = 0;
