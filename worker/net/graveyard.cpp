@@ -18,6 +18,8 @@ void Graveyard::reap() {
 void Graveyard::turn_cb(evutil_socket_t, short, void* arg) {
   auto* g = static_cast<Graveyard*>(arg);
   g->reap();
+  // Last: `after` may destroy the Graveyard (the Server's reports "drained",
+  // and its owner may then free the Server); nothing touches `g` afterwards.
   if (g->after_) g->after_();
 }
 
