@@ -28,6 +28,16 @@ bool starts_with_ci(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
 }
 
+// Dropped whatever Connection lists: RFC 9110 §7.6.1's fixed names, the
+// framing fields and Proxy-*.
+bool always_hop_by_hop(std::string_view name) {
+  static constexpr std::string_view kFixed[] = {
+      "connection", "keep-alive", "te", "transfer-encoding", "upgrade", "trailer", "content-length"};
+  for (auto f : kFixed)
+    if (iequals(name, f)) return true;
+  return starts_with_ci(name, "proxy-");
+}
+
 void apply_security(Headers& h, const config::SecurityHeaders& sec, bool tls) {
   for (const auto& c : sec.custom) set_header(h, c.name, c.value);
   if (sec.csp.enabled) set_header(h, "content-security-policy", sec.csp.policy);
@@ -56,7 +66,9 @@ std::vector<std::string> connection_tokens(const Headers& headers) {
     while (!v.empty()) {
       const size_t comma = v.find(',');
       const std::string_view tok = http1::trim_ows(v.substr(0, comma));
-      if (!tok.empty()) out.push_back(http1::to_lower(tok));
+      // A name dropped anyway (`keep-alive`, the usual token) is not kept:
+      // no vector is allocated for the common `Connection: keep-alive`.
+      if (!tok.empty() && !always_hop_by_hop(tok)) out.push_back(http1::to_lower(tok));
       v = comma == std::string_view::npos ? std::string_view() : v.substr(comma + 1);
     }
   }
@@ -64,11 +76,7 @@ std::vector<std::string> connection_tokens(const Headers& headers) {
 }
 
 bool is_hop_by_hop(std::string_view name, const std::vector<std::string>& tokens) {
-  static constexpr std::string_view kFixed[] = {
-      "connection", "keep-alive", "te", "transfer-encoding", "upgrade", "trailer", "content-length"};
-  for (auto f : kFixed)
-    if (iequals(name, f)) return true;
-  if (starts_with_ci(name, "proxy-")) return true;
+  if (always_hop_by_hop(name)) return true;
   for (const auto& t : tokens)
     if (iequals(name, t)) return true;
   return false;

@@ -32,7 +32,8 @@ struct RequestContext {
 };
 
 // Hop-by-hop per RFC 9110 §7.6.1 plus Proxy-*, Trailer and the framing fields.
-// `connection_tokens` are the lowercased names listed in Connection.
+// `connection_tokens` are the lowercased names listed in Connection, less
+// those dropped anyway (Keep-Alive, TE, Proxy-* and the like).
 bool is_hop_by_hop(std::string_view name, const std::vector<std::string>& connection_tokens);
 std::vector<std::string> connection_tokens(const http1::Headers& headers);
 

@@ -66,6 +66,21 @@ TEST(HeaderRewrite, HopByHopRemoved) {
   EXPECT_EQ(out.front().name, "Host");
 }
 
+TEST(HeaderRewrite, ConnectionTokensKeepOnlyNamesNotDroppedAnyway) {
+  // The common `Connection: keep-alive` gives no token (and no allocation);
+  // a name that would otherwise be forwarded is kept, lowercased, as are
+  // tokens that name no field at all (`close`): a field named so is hop-by-hop.
+  EXPECT_TRUE(connection_tokens({{"Connection", "keep-alive"}}).empty());
+  EXPECT_TRUE(connection_tokens({{"connection", " Keep-Alive , TE,upgrade, Proxy-Foo"}}).empty());
+  EXPECT_EQ(connection_tokens({{"Connection", "keep-alive, X-Custom"}, {"Connection", "close"}}),
+            (std::vector<std::string>{"x-custom", "close"}));
+  const auto tokens = connection_tokens({{"Connection", "Keep-Alive, X-Custom"}});
+  EXPECT_TRUE(is_hop_by_hop("keep-alive", tokens));
+  EXPECT_TRUE(is_hop_by_hop("X-CUSTOM", tokens));
+  EXPECT_TRUE(is_hop_by_hop("Proxy-Anything", tokens));
+  EXPECT_FALSE(is_hop_by_hop("Accept", tokens));
+}
+
 TEST(HeaderRewrite, HostPolicy) {
   Fixture f;
   Headers in = {{"Host", "Example.com:8080"}};
