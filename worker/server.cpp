@@ -4,6 +4,7 @@
 #include <event2/buffer.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <cstring>
 #include <limits>
@@ -50,6 +51,13 @@ uint16_t local_port_of(evutil_socket_t fd) {
   if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
   if (ss.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
   return 0;
+}
+
+// Milliseconds on the coarse monotonic clock (vDSO, no system call).
+int64_t coarse_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
 }  // namespace
@@ -115,7 +123,15 @@ struct Server::Impl {
   net::EventPtr close_listeners_ev;
   static void close_listeners_cb(evutil_socket_t, short, void* arg);
   // Every client connection in any stage (sniffing, TLS handshake, HTTP).
-  std::unordered_map<net::Connection*, std::unique_ptr<net::Connection>> conns;
+  struct Held {
+    std::unique_ptr<net::Connection> conn;
+    int64_t since_ms = 0;  // coarse_ms() at adoption
+  };
+  std::unordered_map<net::Connection*, Held> conns;
+  // Mean lifetime (ms, from adoption to close) of this worker's recently
+  // closed connections, weighted 1/8 per close: the yield policy's estimate
+  // of how long the next one lives. Starts long (the strict policy).
+  int64_t mean_life_ms = 60'000;
   const syn::TcpSynResolver* syn = nullptr;  // owned by the caller; null = no TCP fingerprints
   // Newest TLS material from the supervisor (null until the first TLS_MATERIAL).
   std::shared_ptr<const huginn::tls::Bundle> tls_bundle;
@@ -252,12 +268,12 @@ bool Server::Impl::yield_cb(void* arg) {
   const Impl* self = static_cast<Listener*>(arg)->impl;
   const int64_t workers = self->ctx.cfg->workers;
   if (self->ctx.host_state == nullptr || workers < 2) return false;
-  // Accepting would put this worker more than one connection above an even
-  // share. Connections of an older generation that is draining count in
-  // the host total, which only makes the rule more lenient.
+  // net::fair_share_yield. Connections of an older generation that is
+  // draining count in the host total, which only makes the rule more lenient.
   const int64_t mine = self->ctx.host_state->slot_count(self->ctx.host_slot);
   const int64_t total = self->ctx.host_state->active();
-  return (mine + 1) * workers > total + workers;
+  const bool short_lived = self->mean_life_ms < net::kShortLivedMs;
+  return net::fair_share_yield(mine, total, workers, short_lived);
 }
 
 bool Server::Impl::take_connection() {
@@ -285,7 +301,7 @@ void Server::Impl::adopt(std::unique_ptr<net::Connection> conn) {
     count_connection();
   }
   net::Connection* raw = conn.get();
-  conns.emplace(raw, std::move(conn));
+  conns.emplace(raw, Held{std::move(conn), coarse_ms()});
   if (ctx.metrics) ctx.metrics->set_active_connections(conns.size());
   raw->start();  // on failure it has already reported itself closed
 }
@@ -301,7 +317,8 @@ void Server::Impl::start_http(net::BufferEventPtr transport, net::ClientInfo inf
 void Server::Impl::connection_closed(net::Connection* c) {
   auto it = conns.find(c);
   if (it == conns.end()) return;
-  graveyard.bury(ctx.base, std::move(it->second));
+  mean_life_ms += (coarse_ms() - it->second.since_ms - mean_life_ms) / 8;
+  graveyard.bury(ctx.base, std::move(it->second.conn));
   conns.erase(it);
   release_connection();
   if (ctx.metrics) ctx.metrics->set_active_connections(conns.size());

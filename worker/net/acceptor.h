@@ -35,6 +35,7 @@
 #include <event2/event.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -45,6 +46,31 @@
 namespace huginn::worker::net {
 
 inline constexpr uint32_t kExhaustedPauseMs = 100;
+// Connections that live shorter than this on average (Server: a weighted
+// mean over the worker's recent closes) count as short-lived
+// (fair_share_yield).
+inline constexpr int64_t kShortLivedMs = 100;
+
+// The Server's yield policy: whether a worker holding `mine` of the host's
+// `total` connections leaves the next one to the other `workers` - 1.
+// - Long-lived connections (the default): it yields when accepting would put
+//   it more than one connection above an even share. This is what splits a
+//   burst of long-lived connections (h2load's 10) 5/5: nothing rebalances
+//   them later.
+// - Short-lived: it yields only beyond a slack of max(2, share / 4) above
+//   the share. Short-lived connections rebalance themselves (both workers
+//   are woken by each new connection; the one free first takes it), and the
+//   strict rule made the busier worker yield on about every other wake-up
+//   under a load of new TLS connections: each yield is a pause of the
+//   listener and a connection that waits for the other worker
+//   (bench/README.md, run 22).
+inline bool fair_share_yield(int64_t mine, int64_t total, int64_t workers, bool short_lived) {
+  if (workers < 2) return false;
+  const int64_t slack = short_lived ? std::max<int64_t>(2, total / (4 * workers)) : 0;
+  // mine > total / workers + slack, in integers.
+  return mine * workers > total + slack * workers;
+}
+
 // libevent's timers run on the coarse monotonic clock (one kernel tick: 4 ms
 // with HZ=250), so a pause lasts anywhere from a fraction of kYieldUs to
 // about a tick more.

@@ -252,6 +252,27 @@ TEST_F(AcceptorTest, OutOfDescriptorsPausesInsteadOfSpinning) {
   EXPECT_EQ(acceptor_->exhausted(), 1u);
 }
 
+TEST(FairShareYield, StrictForLongLivedConnectionsLenientForShortLived) {
+  // One worker: never.
+  EXPECT_FALSE(fair_share_yield(100, 100, 1, false));
+  // Long-lived: a burst of 10 between two workers ends 5/5. A worker holding 5
+  // of 9 leaves the 10th to the other; at 4 of 9 it takes it.
+  EXPECT_TRUE(fair_share_yield(5, 9, 2, false));
+  EXPECT_FALSE(fair_share_yield(4, 9, 2, false));
+  EXPECT_FALSE(fair_share_yield(5, 10, 2, false));
+  EXPECT_TRUE(fair_share_yield(6, 10, 2, false));
+  // Short-lived, 20 connections between two workers: a slack of 2 (share 10 /
+  // 4 rounds down to 2), so 12 still accepts and 13 yields.
+  EXPECT_FALSE(fair_share_yield(11, 20, 2, true));
+  EXPECT_FALSE(fair_share_yield(12, 20, 2, true));
+  EXPECT_TRUE(fair_share_yield(13, 20, 2, true));
+  // The slack grows with the share: 400 connections, 4 workers, share 100,
+  // slack 25.
+  EXPECT_FALSE(fair_share_yield(125, 400, 4, true));
+  EXPECT_TRUE(fair_share_yield(126, 400, 4, true));
+  EXPECT_TRUE(fair_share_yield(101, 400, 4, false));
+}
+
 TEST(AcceptorCreate, RefusesWhatItCannotUse) {
   EventBasePtr base = new_event_base();
   uint16_t port = 0;
