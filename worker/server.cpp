@@ -81,7 +81,9 @@ struct Server::Impl {
   static void linger_read_cb(bufferevent* bev, void* arg);
   static void linger_event_cb(bufferevent* bev, short what, void* arg);
   void connection_closed(net::Connection* c);
-  void adopt(std::unique_ptr<net::Connection> conn);
+  // `http`: an HTTP/1.1 or HTTP/2 connection, whose lifetime feeds
+  // mean_life_ms (a stage's would not: it hands its socket over).
+  void adopt(std::unique_ptr<net::Connection> conn, bool http = false);
   // max_connections. Every Connection in `conns` holds one unit of the
   // host-wide count (HOST_STATE region; without one, conns.size() is the
   // count). accept_cb takes the unit with the limit check and hands it to
@@ -125,12 +127,14 @@ struct Server::Impl {
   // Every client connection in any stage (sniffing, TLS handshake, HTTP).
   struct Held {
     std::unique_ptr<net::Connection> conn;
-    int64_t since_ms = 0;  // coarse_ms() at adoption
+    int64_t since_ms = -1;  // coarse_ms() at adoption; -1 for a stage (no lifetime sample)
   };
   std::unordered_map<net::Connection*, Held> conns;
-  // Mean lifetime (ms, from adoption to close) of this worker's recently
-  // closed connections, weighted 1/8 per close: the yield policy's estimate
-  // of how long the next one lives. Starts long (the strict policy).
+  // Mean lifetime (ms, from the start of HTTP to the close) of this worker's
+  // recently closed HTTP connections, weighted 1/8 per close: the yield
+  // policy's estimate of how long the next one lives. Not the stages (TLS
+  // handshake, sniffer, PROXY header): every connection passes one in about
+  // a millisecond, long-lived or not. Starts long (the strict policy).
   int64_t mean_life_ms = 60'000;
   const syn::TcpSynResolver* syn = nullptr;  // owned by the caller; null = no TCP fingerprints
   // Newest TLS material from the supervisor (null until the first TLS_MATERIAL).
@@ -293,7 +297,7 @@ void Server::Impl::release_connection() {
   for (auto& l : listeners) l->acceptor->reconsider();
 }
 
-void Server::Impl::adopt(std::unique_ptr<net::Connection> conn) {
+void Server::Impl::adopt(std::unique_ptr<net::Connection> conn, bool http) {
   if (accept_permit) {
     accept_permit->held = false;  // the accepted socket's unit moves to the connection
     accept_permit = nullptr;
@@ -301,23 +305,23 @@ void Server::Impl::adopt(std::unique_ptr<net::Connection> conn) {
     count_connection();
   }
   net::Connection* raw = conn.get();
-  conns.emplace(raw, Held{std::move(conn), coarse_ms()});
+  conns.emplace(raw, Held{std::move(conn), http ? coarse_ms() : -1});
   if (ctx.metrics) ctx.metrics->set_active_connections(conns.size());
   raw->start();  // on failure it has already reported itself closed
 }
 
 void Server::Impl::start_http(net::BufferEventPtr transport, net::ClientInfo info, bool h2) {
   if (h2) {
-    adopt(std::make_unique<net::Http2Connection>(ctx, std::move(transport), std::move(info)));
+    adopt(std::make_unique<net::Http2Connection>(ctx, std::move(transport), std::move(info)), true);
   } else {
-    adopt(std::make_unique<net::Http1Connection>(ctx, std::move(transport), std::move(info)));
+    adopt(std::make_unique<net::Http1Connection>(ctx, std::move(transport), std::move(info)), true);
   }
 }
 
 void Server::Impl::connection_closed(net::Connection* c) {
   auto it = conns.find(c);
   if (it == conns.end()) return;
-  mean_life_ms += (coarse_ms() - it->second.since_ms - mean_life_ms) / 8;
+  if (it->second.since_ms >= 0) mean_life_ms += (coarse_ms() - it->second.since_ms - mean_life_ms) / 8;
   graveyard.bury(ctx.base, std::move(it->second.conn));
   conns.erase(it);
   release_connection();
