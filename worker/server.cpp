@@ -462,6 +462,7 @@ ServerStats Server::stats() const {
   s.active_connections = impl_->conns.size();
   s.total_connections = impl_->total_connections;
   s.total_requests = impl_->ctx.total_requests;
+  s.mean_connection_life_ms = impl_->mean_life_ms;
   return s;
 }
 

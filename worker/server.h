@@ -36,6 +36,9 @@ struct ServerStats {
   uint64_t active_connections = 0;
   uint64_t total_connections = 0;
   uint64_t total_requests = 0;
+  // The accept policy's estimate of how long a connection lives: the mean
+  // lifetime of the recently closed HTTP connections (net::fair_share_yield).
+  int64_t mean_connection_life_ms = 0;
 };
 
 class Server {

@@ -273,6 +273,49 @@ TEST(FairShareYield, StrictForLongLivedConnectionsLenientForShortLived) {
   EXPECT_TRUE(fair_share_yield(101, 400, 4, false));
 }
 
+// The yield policy's lifetime estimate counts HTTP connections, not the
+// stages before them: every cleartext connection passes the sniffer, which
+// hands its socket over within milliseconds. 60 such hand-overs would have
+// taken the estimate from its initial 60 s to under 100 ms.
+TEST(AcceptPolicyLifetime, CountsHttpConnectionsNotTheirStages) {
+  test::Backend be;
+  test::ProxyThread px(huginn::test::load_config(huginn::test::simple_config(be.address())));
+  EXPECT_GE(px.stats().mean_connection_life_ms, kShortLivedMs);  // starts long: the strict rule
+  constexpr int kConns = 60;
+  const std::string keep_alive = "GET / HTTP/1.1\r\nHost: app.test\r\n\r\n";
+  std::vector<std::unique_ptr<test::Client>> open;
+  for (int i = 0; i < kConns; ++i) {
+    open.push_back(std::make_unique<test::Client>(px.port()));
+    ASSERT_TRUE(open.back()->send(keep_alive));
+    auto r = open.back()->read_response();
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200);
+  }
+  // 60 sniffers handed over and closed; no HTTP connection closed yet.
+  EXPECT_EQ(px.stats().active_connections, static_cast<uint64_t>(kConns));
+  EXPECT_GE(px.stats().mean_connection_life_ms, kShortLivedMs);
+
+  // Closed now, having lived since their request: long samples, all taken
+  // before the short ones below.
+  open.clear();
+  auto wait_idle = [&px] {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (px.stats().active_connections > 0 && std::chrono::steady_clock::now() < end) usleep(1000);
+    return px.stats().active_connections == 0;
+  };
+  ASSERT_TRUE(wait_idle());
+
+  // Connections that close after one request are short-lived.
+  const std::string closing = "GET / HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n";
+  for (int i = 0; i < kConns; ++i) {
+    auto r = test::roundtrip(px.port(), closing);
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200);
+  }
+  ASSERT_TRUE(wait_idle());
+  EXPECT_LT(px.stats().mean_connection_life_ms, kShortLivedMs);
+}
+
 TEST(AcceptorCreate, RefusesWhatItCannotUse) {
   EventBasePtr base = new_event_base();
   uint16_t port = 0;
