@@ -4,7 +4,6 @@
 #include <event2/buffer.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include <cstring>
 #include <limits>
@@ -53,12 +52,7 @@ uint16_t local_port_of(evutil_socket_t fd) {
   return 0;
 }
 
-// Milliseconds on the coarse monotonic clock (vDSO, no system call).
-int64_t coarse_ms() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
+int64_t now_ms() { return static_cast<int64_t>(net::metrics_clock_us() / 1000); }
 
 }  // namespace
 
@@ -127,7 +121,7 @@ struct Server::Impl {
   // Every client connection in any stage (sniffing, TLS handshake, HTTP).
   struct Held {
     std::unique_ptr<net::Connection> conn;
-    int64_t since_ms = -1;  // coarse_ms() at adoption; -1 for a stage (no lifetime sample)
+    int64_t since_ms = -1;  // now_ms() at adoption; -1 for a stage (no lifetime sample)
   };
   std::unordered_map<net::Connection*, Held> conns;
   // Mean lifetime (ms, from the start of HTTP to the close) of this worker's
@@ -305,7 +299,7 @@ void Server::Impl::adopt(std::unique_ptr<net::Connection> conn, bool http) {
     count_connection();
   }
   net::Connection* raw = conn.get();
-  conns.emplace(raw, Held{std::move(conn), http ? coarse_ms() : -1});
+  conns.emplace(raw, Held{std::move(conn), http ? now_ms() : -1});
   if (ctx.metrics) ctx.metrics->set_active_connections(conns.size());
   raw->start();  // on failure it has already reported itself closed
 }
@@ -321,7 +315,7 @@ void Server::Impl::start_http(net::BufferEventPtr transport, net::ClientInfo inf
 void Server::Impl::connection_closed(net::Connection* c) {
   auto it = conns.find(c);
   if (it == conns.end()) return;
-  if (it->second.since_ms >= 0) mean_life_ms += (coarse_ms() - it->second.since_ms - mean_life_ms) / 8;
+  if (it->second.since_ms >= 0) mean_life_ms += (now_ms() - it->second.since_ms - mean_life_ms) / 8;
   graveyard.bury(ctx.base, std::move(it->second.conn));
   conns.erase(it);
   release_connection();

@@ -63,7 +63,7 @@ inline constexpr int64_t kShortLivedMs = 100;
 //   strict rule made the busier worker yield on about every other wake-up
 //   under a load of new TLS connections: each yield is a pause of the
 //   listener and a connection that waits for the other worker
-//   (bench/README.md, run 22).
+//   (bench/README.md, runs 22 and 23).
 inline bool fair_share_yield(int64_t mine, int64_t total, int64_t workers, bool short_lived) {
   if (workers < 2) return false;
   const int64_t slack = short_lived ? std::max<int64_t>(2, total / (4 * workers)) : 0;

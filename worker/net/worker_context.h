@@ -74,7 +74,8 @@ struct WorkerContext {
   std::function<void(BufferEventPtr transport)> linger;
 };
 
-// Monotonic microseconds, for request durations in the metrics.
+// Monotonic microseconds (vDSO): request durations in the metrics, connection
+// lifetimes for the accept policy (Server).
 inline uint64_t metrics_clock_us() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
