@@ -93,6 +93,7 @@ struct Sink : http1::ParserSink {
     if (!host) return;
     auto d = router->route(*host, head.target);
     if (d.outcome != proxy::Router::Outcome::kRouted) return;
+    proxy::Router::forwarded(d);  // as the worker does: the next request takes the next route of a group
     proxy::RequestContext rc;
     rc.cfg = &fuzz_config();
     rc.domain = d.domain;

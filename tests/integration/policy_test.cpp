@@ -26,7 +26,8 @@ struct CurlResult {
 // address), connecting to `dest_ip`:`port` whatever the URL's host is (so that
 // the Host header is the URL's name). `headers`: the response head instead of the body.
 CurlResult curl_get(const std::string& from, const std::string& dest_ip, uint16_t port,
-                    const std::string& url, bool headers = false) {
+                    const std::string& url, bool headers = false,
+                    const std::vector<std::string>& extra = {}) {
   std::string out;
   const auto host_end = url.find('/', url.find("//") + 2);
   const std::string authority = url.substr(url.find("//") + 2, host_end - url.find("//") - 2);
@@ -42,6 +43,7 @@ CurlResult curl_get(const std::string& from, const std::string& dest_ip, uint16_
                                    "-w",
                                    "\n%{http_code}"};
   if (headers) argv.insert(argv.end(), {"-D", "-", "-o", "/dev/null"});
+  argv.insert(argv.end(), extra.begin(), extra.end());
   argv.push_back(url);
   const int rc = run_command(argv, &out);
   CurlResult r;
@@ -133,6 +135,40 @@ TEST_F(PolicyTest, IpFilterAllowsAndDeniesIpv4AndIpv6ClientsPerScope) {
     if (c.status == 200) {
       EXPECT_EQ(parse_json(r.body)["headers"]["x-forwarded-for"].asString(), c.from);
     }
+  }
+}
+
+TEST_F(PolicyTest, RequestsTheProxyAnswersDoNotTakeARoundRobinTurn) {
+  // Two backends share /rr; every other request comes from a denied address
+  // (403). The forwarded ones must still alternate between the backends, over
+  // HTTP/1.1 and HTTP/2 alike: with the 403s taking turns, they all went to
+  // the same backend.
+  const auto named = [](const char* name) {
+    return [name](const Request&) {
+      Response r;
+      r.body = name;
+      return r;
+    };
+  };
+  Backend a(named("a")), b(named("b"));
+  start(head(1) + "[security.ip_filter]\nmode = \"denylist\"\ndenylist = [\"127.0.0.3\"]\n\n" +
+        "[[backends]]\naddress = \"" + a.address() + "\"\n[[backends]]\naddress = \"" + b.address() +
+        "\"\n\n[[domains]]\n[[domains.routes]]\nprefix = \"/rr\"\nbackend = \"" + a.address() +
+        "\"\n[[domains.routes]]\nprefix = \"/rr\"\nbackend = \"" + b.address() + "\"\n");
+  for (const bool h2 : {false, true}) {
+    const std::string proto = h2 ? "h2: " : "h1: ";
+    const std::vector<std::string> extra =
+        h2 ? std::vector<std::string>{"--http2-prior-knowledge"} : std::vector<std::string>{};
+    std::string order;
+    for (int i = 0; i < 6; ++i) {
+      const CurlResult ok = curl_get("127.0.0.1", "127.0.0.1", port_, url("rr.test", "/rr/x"), false, extra);
+      ASSERT_EQ(ok.status, 200) << proto << ok.body << "\n" << proxy_->log();
+      order += ok.body;
+      const CurlResult denied =
+          curl_get("127.0.0.3", "127.0.0.1", port_, url("rr.test", "/rr/x"), false, extra);
+      EXPECT_EQ(denied.status, 403) << proto << denied.body << "\n" << proxy_->log();
+    }
+    EXPECT_TRUE(order == "ababab" || order == "bababa") << proto << order << "\n" << proxy_->log();
   }
 }
 

@@ -288,6 +288,7 @@ void Http1Connection::on_request_head(http1::RequestHead&& head) {
           *ctx_.cfg, info_, d,
           {ctx_.ip_filters.get(), ctx_.metrics, ctx_.host_state, &head.headers, ratelimit::monotonic_ns()}))
     return respond_local(answer->status, answer->reason, false, answer->headers);
+  proxy::Router::forwarded(d);
   ex_.backend = d.backend;
   access_.backend = d.backend;
   const proxy::RequestContext rc = proxy::request_context(*ctx_.cfg, d, info_, ex_.host);

@@ -832,6 +832,7 @@ void Http2Connection::dispatch(Stream& s) {
           *ctx_.cfg, info_, d,
           {ctx_.ip_filters.get(), ctx_.metrics, ctx_.host_state, &in, ratelimit::monotonic_ns()}))
     return respond_local(s, answer->status, answer->reason, answer->headers);
+  proxy::Router::forwarded(d);
   s.backend = d.backend;
   s.access.backend = d.backend;
   const proxy::RequestContext rc = proxy::request_context(*ctx_.cfg, d, info_, *host);

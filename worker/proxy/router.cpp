@@ -236,7 +236,7 @@ Router::Decision Router::route(std::string_view host, std::string_view target) {
   for (auto& g : groups) {
     if (!prefix_matches(path, g.prefix)) continue;
     // Round-robin from the group's position over the routes whose backend is
-    // up; the position moves past the one chosen.
+    // up; forwarded() moves the position past the one chosen.
     const size_t n = g.routes.size();
     const uint64_t start = g.next;
     size_t offset = 0;
@@ -246,15 +246,19 @@ Router::Decision Router::route(std::string_view host, std::string_view target) {
     }
     if (offset == n) {  // every backend of the group is down
       d.route = g.routes[static_cast<size_t>(start % n)];
-      g.next = start + 1;
       d.outcome = Outcome::kUnhealthy;
       return d;
     }
-    g.next = start + offset + 1;
+    d.rr_position = &g.next;
+    d.rr_next = start + offset + 1;
     const size_t pick = static_cast<size_t>((start + offset) % n);
     d.route = g.routes[pick];
     d.backend = g.backends[pick];
     if (d.backend == nullptr) {
+      // A route without a backend answers 503 every time: its turn passes
+      // at once, or the group would stay on it.
+      g.next = d.rr_next;
+      d.rr_position = nullptr;
       d.outcome = Outcome::kNoBackend;
       return d;
     }

@@ -1,7 +1,7 @@
 // Request routing (SPEC.md §4): host → domain, path → route group → route.
 //
 // Pure: no I/O, no clocks. The only state is the round-robin position of each
-// route group, so route() is not const. A Router refers to the Config it was
+// route group, which forwarded() moves. A Router refers to the Config it was
 // built from; keep the Config alive as long as the Router.
 //
 //  * Host: the absolute-form authority if the request-target has one, else the
@@ -13,7 +13,11 @@
 //  * Route: longest prefix matching on a path boundary, tested against the
 //    normalised path; none → 404. A prefix ending in '/' matches everything
 //    below it. Routes of one domain with the same prefix form a round-robin
-//    group (declaration order).
+//    group (declaration order). The group's position moves only when the
+//    caller forwards the request (forwarded()): a request the proxy answers
+//    itself (403, 429, ...) does not take a backend's turn. Otherwise a rate
+//    limit that rejects every other request would send every forwarded one
+//    to the same backend of two.
 //  * Forwarded path: the client's bytes, unless the route has replace_path,
 //    which replaces the matched prefix of the normalised path (query kept).
 //  * Health (set_health, from the supervisor's HEALTH message): round-robin
@@ -73,11 +77,22 @@ class Router {
     const config::Route* route = nullptr;
     const config::Backend* backend = nullptr;
     std::string upstream_target;  // what goes on the request line to the backend
+    // Where forwarded() moves the group's round-robin position (null when
+    // no route group was chosen). Valid while the Router lives.
+    uint64_t* rr_position = nullptr;
+    uint64_t rr_next = 0;
   };
 
   // `host` is already normalised (normalize_host); `target` is the raw
   // request-target.
+  // Does not move the round-robin position: see forwarded().
   Decision route(std::string_view host, std::string_view target);
+  // The request routed by `d` goes to its backend: the group's round-robin
+  // position moves past the route chosen. Call it at most once per decision,
+  // before the next route().
+  static void forwarded(const Decision& d) {
+    if (d.rr_position != nullptr) *d.rr_position = d.rr_next;
+  }
   const config::Domain* match_domain(std::string_view host) const;
 
   // Backend states, one per Config::backends entry (1 healthy, 0 down); false

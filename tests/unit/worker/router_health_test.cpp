@@ -39,6 +39,7 @@ std::vector<std::string> picks(Router& r, const std::string& path, int n) {
   std::vector<std::string> out;
   for (int i = 0; i < n; ++i) {
     auto d = r.route("h", path);
+    Router::forwarded(d);
     out.push_back(d.outcome == Router::Outcome::kRouted ? d.backend->address : "-");
   }
   return out;

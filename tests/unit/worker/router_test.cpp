@@ -203,11 +203,44 @@ TEST(Router, RoundRobinWithinGroup) {
   const config::Config cfg = make_config(true);
   Router r(cfg);
   std::vector<std::string> seen;
-  for (int i = 0; i < 6; ++i) seen.push_back(r.route("api.example.com", "/rr/x").backend->address);
+  for (int i = 0; i < 6; ++i) {
+    auto d = r.route("api.example.com", "/rr/x");
+    Router::forwarded(d);
+    seen.push_back(d.backend->address);
+  }
   EXPECT_EQ(seen, (std::vector<std::string>{"b1:80", "b2:80", "b3:80", "b1:80", "b2:80", "b3:80"}));
   // Other groups do not advance it.
-  r.route("api.example.com", "/api");
+  Router::forwarded(r.route("api.example.com", "/api"));
   EXPECT_EQ(r.route("api.example.com", "/rr").backend->address, "b1:80");
+}
+
+TEST(Router, RequestsAnsweredLocallyDoNotTakeATurn) {
+  // A rate limit that rejects every other request: the forwarded ones still
+  // alternate between the backends instead of all going to the same one.
+  const config::Config cfg = make_config(true);
+  Router r(cfg);
+  std::vector<std::string> sent;
+  for (int i = 0; i < 6; ++i) {
+    auto d = r.route("api.example.com", "/rr/x");
+    ASSERT_EQ(d.outcome, Router::Outcome::kRouted);
+    if (i % 2 == 1) continue;  // answered by the proxy (429): not forwarded
+    Router::forwarded(d);
+    sent.push_back(d.backend->address);
+  }
+  EXPECT_EQ(sent, (std::vector<std::string>{"b1:80", "b2:80", "b3:80"}));
+}
+
+TEST(Router, RouteWithoutBackendPassesItsTurnAtOnce) {
+  config::Config cfg;
+  config::Backend b;
+  b.address = "b1:80";
+  cfg.backends.push_back(b);
+  cfg.domains.push_back(domain(std::nullopt, {route("/", "missing:80"), route("/", "b1:80")}));
+  Router r(cfg);
+  EXPECT_EQ(r.route("x", "/").outcome, Router::Outcome::kNoBackend);
+  auto d = r.route("x", "/");
+  ASSERT_EQ(d.outcome, Router::Outcome::kRouted);
+  EXPECT_EQ(d.backend->address, "b1:80");
 }
 
 TEST(Router, UnknownBackendIsNoBackend) {
