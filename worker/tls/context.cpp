@@ -520,9 +520,6 @@ std::shared_ptr<const ContextSet> ContextSet::build(std::shared_ptr<const config
     return ctx;
   };
 
-  set->base_ = new_ctx(error);
-  if (!set->base_) return nullptr;
-
   auto cert_for = [&](const std::string& cert, const std::string& key, const std::string& ca) -> const Cert* {
     for (const auto& c : set->certs_)
       if (c->cert_path == cert && c->key_path == key && c->client_ca_path == ca) return c.get();
@@ -585,6 +582,11 @@ std::shared_ptr<const ContextSet> ContextSet::build(std::shared_ptr<const config
     *error = "no certificate configured";
     return nullptr;
   }
+  // Every context carries the same options and ClientHello callback, so an
+  // SSL can start on any of them. Start it where most handshakes end: then
+  // SSL_set_SSL_CTX in the callback returns at once instead of copying the
+  // certificate set (a copy and a free per connection).
+  set->start_ = set->default_ ? set->default_->cert->ctx.get() : set->certs_.front()->ctx.get();
   HLOG_DEBUG("tls: %zu certificate context(s), %zu exact + %zu wildcard names, default %s, bundle %llu",
              set->certs_.size(), set->exact_.size(), set->wildcard_.size(),
              set->default_ ? set->default_->cert->cert_path.c_str() : "(none)",
@@ -641,7 +643,7 @@ int ContextSet::on_client_hello(SSL* ssl, Selection* sel, int* alert) const {
 }
 
 SslPtr ContextSet::new_ssl(Selection* sel) const {
-  SslPtr ssl(SSL_new(base_.get()));
+  SslPtr ssl(SSL_new(start_));
   if (!ssl) return nullptr;
   if (SSL_set_ex_data(ssl.get(), ssl_set_index(), const_cast<ContextSet*>(this)) != 1 ||
       SSL_set_ex_data(ssl.get(), ssl_selection_index(), sel) != 1)

@@ -70,7 +70,8 @@ class ContextSet {
   ContextSet(const ContextSet&) = delete;
   ContextSet& operator=(const ContextSet&) = delete;
 
-  // A new server-side SSL on the base context, ready for SSL_set_bio and
+  // A new server-side SSL on the default certificate's context (the first
+  // certificate's when there is no default), ready for SSL_set_bio and
   // SSL_set_accept_state. `sel` must outlive the handshake (the ClientHello
   // callback fills it); detach it with release_ssl() afterwards.
   SslPtr new_ssl(Selection* sel) const;
@@ -105,8 +106,8 @@ class ContextSet {
 
   std::shared_ptr<const config::Config> cfg_;
   std::shared_ptr<const huginn::tls::Bundle> bundle_;
-  SslCtxPtr base_;
   std::vector<std::unique_ptr<Cert>> certs_;
+  SSL_CTX* start_ = nullptr;                         // where new_ssl() starts an SSL; owned by certs_
   std::unordered_map<std::string, Entry> exact_;     // host → entry
   std::unordered_map<std::string, Entry> wildcard_;  // "example.com" for "*.example.com"
   std::optional<Entry> default_;
