@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <linux/close_range.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -30,6 +31,16 @@ bool Program::open(const std::string& path, Program* out, std::string* error) {
   return true;
 }
 
+std::vector<uint32_t> own_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  std::vector<uint32_t> out;
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return out;
+  for (uint32_t c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &set)) out.push_back(c);
+  return out;
+}
+
 std::string self_dir() {
   char buf[4096];
   ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
@@ -51,6 +62,11 @@ bool spawn(const SpawnRequest& req, Child* out, std::string* error) {
   const int nfds = static_cast<int>(req.fds.size());
   const int exec_fd = req.program->fd.get();
   const pid_t parent = getpid();
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  for (uint32_t c : req.cpus)
+    if (c < CPU_SETSIZE) CPU_SET(c, &cpus);
+  const bool pin = CPU_COUNT(&cpus) > 0;
 
   const pid_t pid = fork();
   if (pid < 0) {
@@ -65,6 +81,8 @@ bool spawn(const SpawnRequest& req, Child* out, std::string* error) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(127);
     setpgid(0, 0);
+    // Best effort: the supervisor only asks for CPUs it may use itself.
+    if (pin) sched_setaffinity(0, sizeof cpus, &cpus);
     // Move the descriptors out of the way first, then into place.
     constexpr int kHigh = 100;
     int moved[16];

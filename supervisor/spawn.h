@@ -3,6 +3,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,9 @@ struct SpawnRequest {
   // Descriptors the child receives as fd 3, 4, ... in this order; every other
   // descriptor except 0-2 is closed in the child.
   std::vector<int> fds;
+  // CPUs the child may run on (sched_setaffinity before exec); empty: the
+  // supervisor's own. Numbers at or above CPU_SETSIZE are ignored.
+  std::vector<uint32_t> cpus;
 };
 
 struct Child {
@@ -34,6 +38,10 @@ struct Child {
 // The child gets PR_SET_PDEATHSIG(SIGKILL), its own process group, an empty
 // signal mask and default dispositions.
 bool spawn(const SpawnRequest& req, Child* out, std::string* error);
+
+// The CPUs this process may run on (sched_getaffinity), sorted; empty when
+// the call fails.
+std::vector<uint32_t> own_cpus();
 
 // Directory of the running executable (readlink /proc/self/exe).
 std::string self_dir();

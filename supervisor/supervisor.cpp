@@ -15,6 +15,7 @@
 #include <json/json.h>
 
 #include "build_info.h"
+#include "common/config/cpu_affinity.h"
 #include "common/config/loader.h"
 #include "common/ipc/channel.h"
 #include "common/metrics/render.h"
@@ -132,6 +133,9 @@ bool Supervisor::spawn_worker(Generation* gen, uint32_t slot, std::string* error
               "--worker-id",  std::to_string(slot),
               "--generation", std::to_string(gen->id)};
   req.fds = {theirs.get(), gen->memfd.get()};
+  req.cpus = config::worker_cpus(gen->cfg->worker_cpu_affinity, slot, own_cpus());
+  if (gen->cfg->worker_cpu_affinity.mode != config::CpuAffinity::Mode::kOff && req.cpus.empty())
+    HLOG_WARN("worker %u: worker_cpu_affinity names no CPU the supervisor may use; not pinned", slot);
   // The worker's end of a maps channel: the helper writes the MAPS_GRANT
   // (read-only map fds) on it; the worker only reads.
   sys::UniqueFd maps;
@@ -215,7 +219,11 @@ bool Supervisor::spawn_worker(Generation* gen, uint32_t slot, std::string* error
       raw));
   event_add(w->ctl_ev.get(), nullptr);
   event_add(w->exit_ev.get(), nullptr);
-  HLOG_INFO("worker %u started: pid %d, generation %u", slot, static_cast<int>(child.pid), gen->id);
+  if (req.cpus.empty())
+    HLOG_INFO("worker %u started: pid %d, generation %u", slot, static_cast<int>(child.pid), gen->id);
+  else
+    HLOG_INFO("worker %u started: pid %d, generation %u, CPUs %s", slot, static_cast<int>(child.pid), gen->id,
+              config::cpu_list_text(req.cpus).c_str());
   workers_.emplace(child.pid, std::move(w));
   return true;
 }

@@ -5,6 +5,7 @@
 #include <memory>
 #include <sstream>
 
+#include "common/config/cpu_affinity.h"
 #include "common/config/loader.h"
 
 namespace huginn::config {
@@ -226,6 +227,20 @@ std::string effective_config_json(const Config& cfg) {
   Json::Value root(Json::objectValue);
   root["preserve_host"] = cfg.preserve_host;
   root["workers"] = cfg.workers;
+  switch (cfg.worker_cpu_affinity.mode) {
+    case CpuAffinity::Mode::kOff:
+      root["worker_cpu_affinity"] = "off";
+      break;
+    case CpuAffinity::Mode::kAuto:
+      root["worker_cpu_affinity"] = "auto";
+      break;
+    case CpuAffinity::Mode::kLists: {
+      Json::Value lists(Json::arrayValue);
+      for (const auto& l : cfg.worker_cpu_affinity.lists) lists.append(cpu_list_text(l));
+      root["worker_cpu_affinity"] = lists;
+      break;
+    }
+  }
   root["user"] = cfg.user;
 
   Json::Value listen(Json::objectValue);

@@ -660,6 +660,50 @@ void parse_misc(Ctx& ctx, Table& root, Config& cfg) {
   }
 }
 
+// worker_cpu_affinity = "off" | "auto" | ["0-1", "2", ...] (one CPU list per
+// worker, reused in turn when there are more workers than lists).
+void parse_cpu_affinity(Table& root, Config& cfg) {
+  constexpr const char* kKey = "worker_cpu_affinity";
+  const toml::node* n = root.node(kKey);
+  if (n == nullptr) return;
+  auto& a = cfg.worker_cpu_affinity;
+  if (n->is_string()) {
+    const std::string v = *root.string(kKey);
+    if (v == "off") {
+      a.mode = CpuAffinity::Mode::kOff;
+    } else if (v == "auto") {
+      a.mode = CpuAffinity::Mode::kAuto;
+    } else {
+      root.error(kKey,
+                 "must be \"off\", \"auto\" or an array of CPU lists (\"0-3\", \"4,6\"); got " + quote(v));
+    }
+    return;
+  }
+  if (!n->is_array()) {
+    root.error(kKey,
+               std::string("expected a string or an array of strings, got ") + detail::type_name(n->type()));
+    return;
+  }
+  auto items = root.string_array(kKey);
+  if (!items) return;
+  if (items->empty() || items->size() > kMaxWorkers) {
+    root.error(kKey, "must hold 1 to " + std::to_string(kMaxWorkers) + " CPU lists");
+    return;
+  }
+  std::vector<std::vector<uint32_t>> lists;
+  for (const auto& it : *items) {
+    std::vector<uint32_t> cpus;
+    std::string err;
+    if (!valid::cpu_list(it.value, cpus, err)) {
+      root.error_at(it, err);
+      return;
+    }
+    lists.push_back(std::move(cpus));
+  }
+  a.mode = CpuAffinity::Mode::kLists;
+  a.lists = std::move(lists);
+}
+
 uint32_t default_workers(const LoadOptions& opts) {
   if (opts.default_workers != 0) return std::min(opts.default_workers, kMaxWorkers);
   long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -672,6 +716,7 @@ void parse_root(Ctx& ctx, const toml::table& doc, Config& cfg, const LoadOptions
   root.set("preserve_host", cfg.preserve_host);
   cfg.workers = default_workers(opts);
   root.set("workers", cfg.workers, 1, kMaxWorkers);
+  parse_cpu_affinity(root, cfg);
   if (auto u = root.string("user")) {
     if (!valid::user_name(*u)) {
       root.error("user", "not a valid user name: " + quote(*u));

@@ -264,10 +264,22 @@ struct Dbus {
   std::string bus = "system";  // system | session | none (no D-Bus service) | a D-Bus address
 };
 
+// worker_cpu_affinity: the CPUs each worker may run on.
+struct CpuAffinity {
+  enum class Mode {
+    kOff,    // the scheduler places workers freely
+    kAuto,   // worker i on the i-th CPU the supervisor may use (wrapping)
+    kLists,  // worker i on lists[i % lists.size()]
+  };
+  Mode mode = Mode::kOff;
+  std::vector<std::vector<uint32_t>> lists;  // kLists: each sorted, unique, non-empty
+};
+
 struct Config {
   // Top level.
   bool preserve_host = false;
   uint32_t workers = 1;  // resolved: default = online CPUs
+  CpuAffinity worker_cpu_affinity;
   std::string user = "huginn";
 
   Listen listen;

@@ -27,6 +27,7 @@ std::vector<std::string> build() {
   std::vector<std::string> k = {
       "preserve_host",
       "workers",
+      "worker_cpu_affinity",
       "user",
       "listen.addrs",
       "listen.cleartext_addrs",

@@ -251,4 +251,50 @@ bool user_name(std::string_view s) {
   return true;
 }
 
+bool cpu_list(std::string_view s, std::vector<uint32_t>& out, std::string& err) {
+  out.clear();
+  if (s.empty()) {
+    err = "empty CPU list";
+    return false;
+  }
+  // One CPU number: digits only, below kCpuLimit (at most 4 digits read).
+  auto number = [&](std::string_view t, uint32_t& n) {
+    if (t.empty() || t.size() > 4 || t.find_first_not_of("0123456789") != std::string_view::npos) {
+      err = "not a CPU number: " + quoted(t);
+      return false;
+    }
+    n = 0;
+    for (char c : t) n = n * 10 + static_cast<uint32_t>(c - '0');
+    if (n >= kCpuLimit) {
+      err = "CPU " + std::string(t) + " is not below " + std::to_string(kCpuLimit);
+      return false;
+    }
+    return true;
+  };
+  std::vector<bool> seen(kCpuLimit, false);
+  size_t start = 0;
+  while (start <= s.size()) {
+    size_t comma = s.find(',', start);
+    if (comma == std::string_view::npos) comma = s.size();
+    const std::string_view item = s.substr(start, comma - start);
+    const size_t dash = item.find('-');
+    uint32_t lo = 0, hi = 0;
+    if (dash == std::string_view::npos) {
+      if (!number(item, lo)) return false;
+      hi = lo;
+    } else {
+      if (!number(item.substr(0, dash), lo) || !number(item.substr(dash + 1), hi)) return false;
+      if (hi < lo) {
+        err = "range " + quoted(item) + " runs backwards";
+        return false;
+      }
+    }
+    for (uint32_t c = lo; c <= hi; ++c) seen[c] = true;
+    start = comma + 1;
+  }
+  for (uint32_t c = 0; c < kCpuLimit; ++c)
+    if (seen[c]) out.push_back(c);
+  return true;
+}
+
 }  // namespace huginn::config::valid

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace huginn::config::valid {
 
@@ -35,5 +36,10 @@ bool tls_name(std::string_view s);
 bool ip_literal(std::string_view s, int family);
 bool dbus_address(std::string_view s);
 bool user_name(std::string_view s);
+// Linux CPU list ("0", "0-3", "0,2,4-7"): comma-separated CPU numbers and
+// inclusive ranges below kCpuLimit, no blanks. `out` gets the CPUs sorted,
+// each once; `err` says what is wrong.
+inline constexpr uint32_t kCpuLimit = 1024;  // glibc's CPU_SETSIZE
+bool cpu_list(std::string_view s, std::vector<uint32_t>& out, std::string& err);
 
 }  // namespace huginn::config::valid

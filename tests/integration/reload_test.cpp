@@ -5,15 +5,21 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sched.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
 
 #include <json/json.h>
 
+#include "common/config/cpu_affinity.h"
 #include "tests/support/backend.h"
 #include "tests/support/h2_load.h"
 #include "tests/support/harness.h"
@@ -439,6 +445,113 @@ TEST_F(ReloadTest, ReloadUnderHttp2LoadAnswersEveryRequestFromALiveGeneration) {
   for (const auto& s : h1) check("HTTP/1.1", s.backend, s.submitted, s.completed);
   EXPECT_EQ(bad, 0u) << first_bad;
   EXPECT_GT(after_last, 100u) << "too few requests after the last reload to check it";
+}
+
+// The CPUs this test process may use (the proxy inherits them), sorted.
+std::vector<uint32_t> own_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  std::vector<uint32_t> out;
+  if (sched_getaffinity(0, sizeof set, &set) == 0)
+    for (uint32_t c = 0; c < CPU_SETSIZE; ++c)
+      if (CPU_ISSET(c, &set)) out.push_back(c);
+  return out;
+}
+
+// Live workers of `proxy` by their --worker-id: pid and Cpus_allowed_list.
+std::map<uint32_t, std::pair<pid_t, std::string>> worker_cpus(pid_t proxy) {
+  std::map<uint32_t, std::pair<pid_t, std::string>> out;
+  for (pid_t pid : children_of(proxy)) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
+    const std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::vector<std::string> args;
+    for (size_t b = 0, e; b < cmdline.size(); b = e + 1) {
+      e = cmdline.find('\0', b);
+      if (e == std::string::npos) e = cmdline.size();
+      args.push_back(cmdline.substr(b, e - b));
+    }
+    for (size_t i = 0; i + 1 < args.size(); ++i)
+      if (args[i] == "--worker-id")
+        out[static_cast<uint32_t>(std::stoul(args[i + 1]))] = {pid,
+                                                               proc_status_field(pid, "Cpus_allowed_list")};
+  }
+  return out;
+}
+
+// Waits until exactly `n` workers are alive and each one's CPU list is `want(id)`.
+template <class Want>
+bool workers_pinned(pid_t proxy, size_t n, Want want, std::string* seen) {
+  for (int i = 0; i < 500; ++i) {
+    const auto ws = worker_cpus(proxy);
+    bool good = ws.size() == n;
+    seen->clear();
+    for (const auto& [id, w] : ws) {
+      *seen += "worker " + std::to_string(id) + " (pid " + std::to_string(w.first) + "): " + w.second + "; ";
+      if (w.second != want(id)) good = false;
+    }
+    if (good) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return false;
+}
+
+TEST_F(ReloadTest, WorkerCpuAffinityPinsWorkersAcrossReloadsAndRestarts) {
+  const std::vector<uint32_t> cpus = own_cpus();
+  ASSERT_FALSE(cpus.empty());
+  const std::string all = config::cpu_list_text(cpus);
+  auto one = [&](uint32_t i) { return std::to_string(cpus[i % cpus.size()]); };
+  std::string seen;
+
+  // auto: worker i on the i-th CPU this process may use, wrapping.
+  start(config(3, "A", "", "worker_cpu_affinity = \"auto\""));
+  EXPECT_TRUE(workers_pinned(proxy_->pid(), 3, one, &seen)) << seen << "\n" << proxy_->log();
+  EXPECT_TRUE(proxy_->wait_log("worker 2 started: pid ")) << proxy_->log();
+  EXPECT_NE(proxy_->log().find(", generation 1, CPUs " + one(2) + "\n"), std::string::npos) << proxy_->log();
+  EXPECT_EQ(backend_name(http_request(port_, "GET", "/", "r.test")), "A");
+
+  // A worker restarted after a crash keeps its slot's CPU.
+  const auto before = worker_cpus(proxy_->pid());
+  ASSERT_EQ(before.count(1), 1u);
+  ASSERT_EQ(kill(before.at(1).first, SIGKILL), 0);
+  bool replaced = false;
+  for (int i = 0; i < 500 && !replaced; ++i) {
+    const auto now = worker_cpus(proxy_->pid());
+    replaced = now.count(1) == 1 && now.at(1).first != before.at(1).first;
+    if (!replaced) std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_TRUE(replaced) << proxy_->log();
+  EXPECT_TRUE(workers_pinned(proxy_->pid(), 3, one, &seen)) << seen << "\n" << proxy_->log();
+
+  // Explicit lists, taken in turn; a reload applies them to the new workers.
+  const std::string last = std::to_string(cpus.back());
+  const std::string lists = "worker_cpu_affinity = [\"" + last + "\", \"" + all + "\"]";
+  ASSERT_TRUE(reload_with(config(3, "B", "", lists), "reloaded: generation 2 with 3 workers"))
+      << proxy_->log();
+  EXPECT_TRUE(workers_pinned(
+      proxy_->pid(), 3, [&](uint32_t id) { return id % 2 == 0 ? last : all; }, &seen))
+      << seen << "\n"
+      << proxy_->log();
+  EXPECT_EQ(backend_name(http_request(port_, "GET", "/", "r.test")), "B");
+
+  // A list naming no CPU this process may use leaves that worker unpinned, with a warning.
+  const std::string none = "worker_cpu_affinity = [\"1023\"]";
+  ASSERT_TRUE(reload_with(config(1, "A", "", none), "reloaded: generation 3 with 1 workers"))
+      << proxy_->log();
+  EXPECT_TRUE(workers_pinned(
+      proxy_->pid(), 1, [&](uint32_t) { return all; }, &seen))
+      << seen;
+  EXPECT_NE(
+      proxy_->log().find("worker 0: worker_cpu_affinity names no CPU the supervisor may use; not pinned"),
+      std::string::npos)
+      << proxy_->log();
+
+  // off: back to every CPU.
+  ASSERT_TRUE(reload_with(config(2, "A", "", "worker_cpu_affinity = \"off\""), "reloaded: generation 4"))
+      << proxy_->log();
+  EXPECT_TRUE(workers_pinned(
+      proxy_->pid(), 2, [&](uint32_t) { return all; }, &seen))
+      << seen;
+  EXPECT_EQ(backend_name(http_request(port_, "GET", "/", "r.test")), "A");
 }
 
 TEST_F(ReloadTest, StopDuringNothingLeavesNoChildren) {
