@@ -31,16 +31,6 @@ bool Program::open(const std::string& path, Program* out, std::string* error) {
   return true;
 }
 
-std::vector<uint32_t> own_cpus() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  std::vector<uint32_t> out;
-  if (sched_getaffinity(0, sizeof set, &set) != 0) return out;
-  for (uint32_t c = 0; c < CPU_SETSIZE; ++c)
-    if (CPU_ISSET(c, &set)) out.push_back(c);
-  return out;
-}
-
 std::string self_dir() {
   char buf[4096];
   ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);

@@ -39,10 +39,6 @@ struct Child {
 // signal mask and default dispositions.
 bool spawn(const SpawnRequest& req, Child* out, std::string* error);
 
-// The CPUs this process may run on (sched_getaffinity), sorted; empty when
-// the call fails.
-std::vector<uint32_t> own_cpus();
-
 // Directory of the running executable (readlink /proc/self/exe).
 std::string self_dir();
 

@@ -19,6 +19,7 @@
 #include "common/config/loader.h"
 #include "common/ipc/channel.h"
 #include "common/metrics/render.h"
+#include "common/sys/cpus.h"
 #include "common/sys/log.h"
 #include "common/sys/memfd.h"
 #include "supervisor/dbus_service.h"
@@ -133,7 +134,7 @@ bool Supervisor::spawn_worker(Generation* gen, uint32_t slot, std::string* error
               "--worker-id",  std::to_string(slot),
               "--generation", std::to_string(gen->id)};
   req.fds = {theirs.get(), gen->memfd.get()};
-  req.cpus = config::worker_cpus(gen->cfg->worker_cpu_affinity, slot, own_cpus());
+  req.cpus = config::worker_cpus(gen->cfg->worker_cpu_affinity, slot, sys::allowed_cpus());
   if (gen->cfg->worker_cpu_affinity.mode != config::CpuAffinity::Mode::kOff && req.cpus.empty())
     HLOG_WARN("worker %u: worker_cpu_affinity names no CPU the supervisor may use; not pinned", slot);
   // The worker's end of a maps channel: the helper writes the MAPS_GRANT

@@ -5,8 +5,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <sched.h>
-
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -20,6 +18,7 @@
 #include <json/json.h>
 
 #include "common/config/cpu_affinity.h"
+#include "common/sys/cpus.h"
 #include "tests/support/backend.h"
 #include "tests/support/h2_load.h"
 #include "tests/support/harness.h"
@@ -447,17 +446,6 @@ TEST_F(ReloadTest, ReloadUnderHttp2LoadAnswersEveryRequestFromALiveGeneration) {
   EXPECT_GT(after_last, 100u) << "too few requests after the last reload to check it";
 }
 
-// The CPUs this test process may use (the proxy inherits them), sorted.
-std::vector<uint32_t> own_cpus() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  std::vector<uint32_t> out;
-  if (sched_getaffinity(0, sizeof set, &set) == 0)
-    for (uint32_t c = 0; c < CPU_SETSIZE; ++c)
-      if (CPU_ISSET(c, &set)) out.push_back(c);
-  return out;
-}
-
 // Live workers of `proxy` by their --worker-id: pid and Cpus_allowed_list.
 std::map<uint32_t, std::pair<pid_t, std::string>> worker_cpus(pid_t proxy) {
   std::map<uint32_t, std::pair<pid_t, std::string>> out;
@@ -496,7 +484,7 @@ bool workers_pinned(pid_t proxy, size_t n, Want want, std::string* seen) {
 }
 
 TEST_F(ReloadTest, WorkerCpuAffinityPinsWorkersAcrossReloadsAndRestarts) {
-  const std::vector<uint32_t> cpus = own_cpus();
+  const std::vector<uint32_t> cpus = sys::allowed_cpus();  // the proxy inherits them
   ASSERT_FALSE(cpus.empty());
   const std::string all = config::cpu_list_text(cpus);
   auto one = [&](uint32_t i) { return std::to_string(cpus[i % cpus.size()]); };
