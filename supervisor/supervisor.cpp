@@ -171,6 +171,7 @@ bool Supervisor::spawn_worker(Generation* gen, uint32_t slot, std::string* error
   w->pidfd = std::move(child.pidfd);
   w->ctl = std::move(mine);
   w->started = std::chrono::steady_clock::now();
+  w->cpus = req.cpus;
   evutil_make_socket_nonblocking(w->ctl.get());
 
   // HELLO and LISTENERS go out at once; the datagrams queue in the socket.
@@ -699,6 +700,7 @@ std::string Supervisor::status_json() {
     x["total_requests"] = static_cast<Json::UInt64>(w->stats.total_requests);
     x["restarts"] = w->gen->slots[w->slot].restarts;
     x["crash_loop"] = w->gen->slots[w->slot].consecutive_crashes > 1;
+    if (!w->cpus.empty()) x["cpus"] = config::cpu_list_text(w->cpus);
     ws.append(x);
   }
   v["workers"] = ws;

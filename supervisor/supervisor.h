@@ -77,6 +77,7 @@ class Supervisor : public Control {
     ipc::Session session{ipc::Session::Role::kSupervisorSide};
     std::chrono::steady_clock::time_point started;
     ipc::StatsAns stats;
+    std::vector<uint32_t> cpus;  // worker_cpu_affinity; empty = not pinned
   };
   struct Slot {
     Generation* gen = nullptr;

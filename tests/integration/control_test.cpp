@@ -10,6 +10,7 @@
 
 #include <json/json.h>
 
+#include "common/sys/cpus.h"
 #include "tests/support/backend.h"
 #include "tests/support/harness.h"
 #include "tests/support/private_bus.h"
@@ -79,6 +80,30 @@ TEST_F(ControlTest, ReloadAndStatusThroughHuginnctl) {
   // Human-readable status names the generation and lists the workers.
   EXPECT_EQ(ctl({"status"}, &out), 0) << out;
   EXPECT_NE(out.find("generation"), std::string::npos) << out;
+}
+
+// Pinned workers show their CPUs in the status document and in the text;
+// unpinned ones have no "cpus" key.
+TEST_F(ControlTest, StatusShowsEachPinnedWorkersCpus) {
+  const std::vector<uint32_t> cpus = sys::allowed_cpus();  // the proxy inherits them
+  ASSERT_FALSE(cpus.empty());
+  start(config(2, "worker_cpu_affinity = \"auto\""));
+  Json::Value s = status();
+  ASSERT_EQ(s["workers"].size(), 2u) << s;
+  for (const auto& w : s["workers"])
+    EXPECT_EQ(w["cpus"].asString(), std::to_string(cpus[w["slot"].asUInt() % cpus.size()])) << s;
+  std::string out;
+  EXPECT_EQ(ctl({"status"}, &out), 0) << out;
+  EXPECT_NE(out.find("cpus=" + std::to_string(cpus[0])), std::string::npos) << out;
+
+  dir_.write("config.toml", config(2));
+  EXPECT_EQ(ctl({"reload"}, &out), 0) << out << proxy_->log();
+  s = status();
+  for (const auto& w : s["workers"]) {
+    if (w["generation"].asUInt() == 2u) {
+      EXPECT_FALSE(w.isMember("cpus")) << s;
+    }
+  }
 }
 
 // Issue #6's acceptance run: wrk at full speed over keep-alive and over a new
