@@ -221,11 +221,9 @@ bool Supervisor::spawn_worker(Generation* gen, uint32_t slot, std::string* error
       raw));
   event_add(w->ctl_ev.get(), nullptr);
   event_add(w->exit_ev.get(), nullptr);
-  if (req.cpus.empty())
-    HLOG_INFO("worker %u started: pid %d, generation %u", slot, static_cast<int>(child.pid), gen->id);
-  else
-    HLOG_INFO("worker %u started: pid %d, generation %u, CPUs %s", slot, static_cast<int>(child.pid), gen->id,
-              config::cpu_list_text(req.cpus).c_str());
+  const std::string cpus = req.cpus.empty() ? "" : ", CPUs " + config::cpu_list_text(req.cpus);
+  HLOG_INFO("worker %u started: pid %d, generation %u%s", slot, static_cast<int>(child.pid), gen->id,
+            cpus.c_str());
   workers_.emplace(child.pid, std::move(w));
   return true;
 }

@@ -668,7 +668,9 @@ void parse_cpu_affinity(Table& root, Config& cfg) {
   if (n == nullptr) return;
   auto& a = cfg.worker_cpu_affinity;
   if (n->is_string()) {
-    const std::string v = *root.string(kKey);
+    const std::optional<std::string> s = root.string(kKey);  // nullopt: NUL inside, reported
+    if (!s) return;
+    const std::string& v = *s;
     if (v == "off") {
       a.mode = CpuAffinity::Mode::kOff;
     } else if (v == "auto") {

@@ -54,6 +54,7 @@ const ErrorCase kTopLevel[] = {
     {"workers_float", "workers = 1.5", "workers", 1, 11, "expected integer, got float"},
     {"cpu_affinity_word", "worker_cpu_affinity = \"all\"", "worker_cpu_affinity", 1, 23,
      "must be \"off\", \"auto\" or an array of CPU lists"},
+    {"cpu_affinity_nul", "worker_cpu_affinity = \"au\\u0000to\"", "worker_cpu_affinity", 1, 23, "NUL"},
     {"cpu_affinity_type", "worker_cpu_affinity = 3", "worker_cpu_affinity", 1, 23,
      "expected a string or an array of strings, got integer"},
     {"cpu_affinity_empty", "worker_cpu_affinity = []", "worker_cpu_affinity", 1, 23,
