@@ -33,6 +33,7 @@
 #include "common/sys/memfd.h"
 #include "common/sys/privileges.h"
 #include "common/sys/seccomp.h"
+#include "worker/net/block_cache.h"
 #include "worker/net/event_handles.h"
 #include "worker/sandbox_probe.h"
 #include "worker/server.h"
@@ -244,7 +245,12 @@ int main(int argc, char** argv) {
   // its trim threshold on its own.
   mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
   mallopt(M_TRIM_THRESHOLD, 8 * 1024 * 1024);
+  // Before the first libevent or OpenSSL call: their 16-64 KiB read and
+  // write buffers come from a small LIFO cache (worker/net/block_cache.h).
+  const bool crypto_cached = worker::net::install_block_cache();
   log::configure({log::Level::kInfo, false, "worker[" + std::to_string(w.args.worker_id) + "]"});
+  if (!crypto_cached)
+    HLOG_WARN("OpenSSL allocated before the block cache was installed; its buffers are not cached");
 
   const std::string text = read_config(w.args.config_fd);
   close(w.args.config_fd);

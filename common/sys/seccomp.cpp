@@ -21,6 +21,7 @@
 #include <set>
 
 #include "common/sys/c_handle.h"
+#include "common/sys/sanitizer.h"
 
 // AddressSanitizer builds (HUGINN_SANITIZE=address,undefined; see
 // docs/ROBUSTNESS.md). AddressSanitizer's
@@ -29,15 +30,7 @@
 // UBSan's vptr check probes memory by writing it into a fresh pipe;
 // LeakSanitizer's check at exit() stops the world with clone and ptrace,
 // which the filter kills. Release builds are not affected.
-#if defined(__SANITIZE_ADDRESS__)
-#define HUGINN_SECCOMP_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define HUGINN_SECCOMP_SANITIZED 1
-#endif
-#endif
-
-#ifdef HUGINN_SECCOMP_SANITIZED
+#if HUGINN_ADDRESS_SANITIZER
 namespace {
 std::atomic<bool> g_sandboxed{false};
 }  // namespace
@@ -51,7 +44,7 @@ namespace {
 
 // The sanitizer runtime's needs inside the filter (nothing in release builds).
 void allow_sanitizer_runtime([[maybe_unused]] SeccompPolicy& p) {
-#ifdef HUGINN_SECCOMP_SANITIZED
+#if HUGINN_ADDRESS_SANITIZER
   p.allow_arg_eq(SCMP_SYS(sigaltstack), 0, 0);
   p.allow_arg_eq(SCMP_SYS(pipe2), 1, 0);
 #endif
@@ -59,7 +52,7 @@ void allow_sanitizer_runtime([[maybe_unused]] SeccompPolicy& p) {
 
 // Marks this process as sandboxed when `installed` (see __lsan_is_turned_off).
 bool note_sandboxed(bool installed) {
-#ifdef HUGINN_SECCOMP_SANITIZED
+#if HUGINN_ADDRESS_SANITIZER
   if (installed) g_sandboxed.store(true);
 #endif
   return installed;

@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "common/sys/c_handle.h"
+#include "common/sys/sanitizer.h"
 #include "common/sys/unique_fd.h"
 #include "tests/support/backend.h"
 #include "tests/support/h2_load.h"
@@ -65,17 +66,7 @@ constexpr uint64_t kMiB = 1024 * 1024;
 // has redzones, so the workers' RSS says nothing about the proxy's buffering:
 // there the attacks run for what ASan and UBSan see, and the figures are
 // printed but not asserted.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kRssIsMeaningful = false;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool kRssIsMeaningful = false;
-#else
-constexpr bool kRssIsMeaningful = true;
-#endif
-#else
-constexpr bool kRssIsMeaningful = true;
-#endif
+constexpr bool kRssIsMeaningful = !huginn::sys::kAddressSanitizer;
 
 // Expects `kib` below `bound_kib` (worker RSS) where that is meaningful.
 void expect_rss_below(uint64_t kib, uint64_t bound_kib, const char* what) {
