@@ -49,6 +49,24 @@ bool spawn(const SpawnRequest& req, Child* out, std::string* error) {
   std::vector<char*> argv;
   for (auto& s : argv_s) argv.push_back(s.data());
   argv.push_back(nullptr);
+  // The environment: the supervisor's, with req.env's names replaced.
+  std::vector<std::string> env_s;
+  if (!req.env.empty()) {
+    auto named_in_req = [&](const char* entry) {
+      for (const auto& e : req.env) {
+        const size_t eq = e.find('=');
+        if (eq != std::string::npos && std::strncmp(entry, e.c_str(), eq + 1) == 0) return true;
+      }
+      return false;
+    };
+    for (char** e = environ; e != nullptr && *e != nullptr; ++e)
+      if (!named_in_req(*e)) env_s.emplace_back(*e);
+    env_s.insert(env_s.end(), req.env.begin(), req.env.end());
+  }
+  std::vector<char*> envp;
+  for (auto& s : env_s) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  char** const child_env = req.env.empty() ? environ : envp.data();
   const int nfds = static_cast<int>(req.fds.size());
   const int exec_fd = req.program->fd.get();
   const pid_t parent = getpid();
@@ -86,7 +104,7 @@ bool spawn(const SpawnRequest& req, Child* out, std::string* error) {
     const int exec_target = 3 + nfds;
     if (dup3(exec_moved, exec_target, O_CLOEXEC) < 0) _exit(127);
     syscall(SYS_close_range, exec_target + 1, ~0U, 0);
-    syscall(SYS_execveat, exec_target, "", argv.data(), environ, AT_EMPTY_PATH);
+    syscall(SYS_execveat, exec_target, "", argv.data(), child_env, AT_EMPTY_PATH);
     _exit(127);
   }
   int pfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));

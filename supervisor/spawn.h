@@ -28,6 +28,9 @@ struct SpawnRequest {
   // CPUs the child may run on (sched_setaffinity before exec); empty: the
   // supervisor's own. Numbers at or above CPU_SETSIZE are ignored.
   std::vector<uint32_t> cpus;
+  // "NAME=value" entries for the child's environment, each replacing the
+  // supervisor's NAME if it has one; everything else is inherited.
+  std::vector<std::string> env;
 };
 
 struct Child {

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <set>
 
@@ -25,6 +26,7 @@
 #include "supervisor/dbus_service.h"
 #include "supervisor/sd_notify.h"
 #include "supervisor/tls_options_check.h"
+#include "supervisor/worker_env.h"
 
 namespace huginn::supervisor {
 namespace {
@@ -134,6 +136,7 @@ bool Supervisor::spawn_worker(Generation* gen, uint32_t slot, std::string* error
               "--worker-id",  std::to_string(slot),
               "--generation", std::to_string(gen->id)};
   req.fds = {theirs.get(), gen->memfd.get()};
+  req.env = worker_env(std::getenv("GLIBC_TUNABLES"));
   req.cpus = config::worker_cpus(gen->cfg->worker_cpu_affinity, slot, sys::allowed_cpus());
   if (gen->cfg->worker_cpu_affinity.mode != config::CpuAffinity::Mode::kOff && req.cpus.empty())
     HLOG_WARN("worker %u: worker_cpu_affinity names no CPU the supervisor may use; not pinned", slot);
