@@ -450,14 +450,7 @@ TEST_F(ReloadTest, ReloadUnderHttp2LoadAnswersEveryRequestFromALiveGeneration) {
 std::map<uint32_t, std::pair<pid_t, std::string>> worker_cpus(pid_t proxy) {
   std::map<uint32_t, std::pair<pid_t, std::string>> out;
   for (pid_t pid : children_of(proxy)) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
-    const std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    std::vector<std::string> args;
-    for (size_t b = 0, e; b < cmdline.size(); b = e + 1) {
-      e = cmdline.find('\0', b);
-      if (e == std::string::npos) e = cmdline.size();
-      args.push_back(cmdline.substr(b, e - b));
-    }
+    const std::vector<std::string> args = proc_strings(pid, "cmdline");
     for (size_t i = 0; i + 1 < args.size(); ++i)
       if (args[i] == "--worker-id")
         out[static_cast<uint32_t>(std::stoul(args[i + 1]))] = {pid,

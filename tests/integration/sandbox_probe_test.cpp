@@ -21,10 +21,7 @@ class SandboxProbeTest : public ::testing::TestWithParam<const char*> {
  protected:
   void start(const std::string& probe) {
     port_ = free_port();
-    const std::string toml =
-        "workers = 2\nuser = \"nobody\"\n\n[listen]\naddrs = [\"127.0.0.1:" + std::to_string(port_) +
-        "\"]\n\n[dbus]\nbus = \"none\"\n\n[[backends]]\naddress = \"" + be_.address() +
-        "\"\n\n[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" + be_.address() + "\"\n";
+    const std::string toml = two_worker_config(port_, be_.address());
     proxy_ =
         std::make_unique<Process>(std::vector<std::string>{binary_path("sbin/huginn-proxy"), "--config",
                                                            dir_.write("config.toml", toml)},

@@ -3,9 +3,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
-#include <fstream>
-#include <iterator>
 #include <map>
 #include <memory>
 #include <optional>
@@ -23,14 +22,7 @@ namespace {
 // /proc/PID/environ shows, so "a=1:b=2" reads "a=1\0b=2": for GLIBC_TUNABLES
 // the pieces it cut off (entries starting "glibc.") are joined back.
 std::optional<std::string> environ_value(pid_t pid, const std::string& name) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/environ");
-  const std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<std::string> entries;
-  for (size_t b = 0, e; b < all.size(); b = e + 1) {
-    e = all.find('\0', b);
-    if (e == std::string::npos) e = all.size();
-    entries.push_back(all.substr(b, e - b));
-  }
+  const std::vector<std::string> entries = proc_strings(pid, "environ");
   for (size_t i = 0; i < entries.size(); ++i) {
     if (entries[i].rfind(name + "=", 0) != 0) continue;
     std::string value = entries[i].substr(name.size() + 1);
@@ -47,10 +39,7 @@ class WorkerEnvTest : public ::testing::Test {
   // where the test environment has none) and returns the workers' values.
   std::map<pid_t, std::optional<std::string>> start(const std::optional<std::string>& tunables) {
     port_ = free_port();
-    const std::string toml =
-        "workers = 2\nuser = \"nobody\"\n\n[listen]\naddrs = [\"127.0.0.1:" + std::to_string(port_) +
-        "\"]\n\n[dbus]\nbus = \"none\"\n\n[[backends]]\naddress = \"" + be_.address() +
-        "\"\n\n[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" + be_.address() + "\"\n";
+    const std::string toml = two_worker_config(port_, be_.address());
     std::map<std::string, std::string> env;
     if (tunables) env["GLIBC_TUNABLES"] = *tunables;
     proxy_ = std::make_unique<Process>(std::vector<std::string>{binary_path("sbin/huginn-proxy"), "--config",
@@ -60,9 +49,9 @@ class WorkerEnvTest : public ::testing::Test {
     if (!proxy_->wait_log("workers ready")) return out;
     EXPECT_EQ(http_request(port_, "GET", "/", "e.test").status, 200);
     for (pid_t pid : children_of(proxy_->pid())) {
-      std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
-      const std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      if (cmdline.find("--worker-id") != std::string::npos) out[pid] = environ_value(pid, "GLIBC_TUNABLES");
+      const auto args = proc_strings(pid, "cmdline");
+      if (std::find(args.begin(), args.end(), "--worker-id") != args.end())
+        out[pid] = environ_value(pid, "GLIBC_TUNABLES");
     }
     return out;
   }

@@ -19,6 +19,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <sstream>
 #include <stdexcept>
@@ -257,6 +258,24 @@ std::string proc_status_field(pid_t pid, const std::string& field) {
     }
   }
   return "";
+}
+
+std::vector<std::string> proc_strings(pid_t pid, const std::string& file) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/" + file);
+  const std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::string> out;
+  for (size_t b = 0, e; b < all.size(); b = e + 1) {
+    e = all.find('\0', b);
+    if (e == std::string::npos) e = all.size();
+    out.push_back(all.substr(b, e - b));
+  }
+  return out;
+}
+
+std::string two_worker_config(uint16_t port, const std::string& backend) {
+  return "workers = 2\nuser = \"nobody\"\n\n[listen]\naddrs = [\"127.0.0.1:" + std::to_string(port) +
+         "\"]\n\n[dbus]\nbus = \"none\"\n\n[[backends]]\naddress = \"" + backend +
+         "\"\n\n[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" + backend + "\"\n";
 }
 
 std::string HttpResponse::header(const std::string& name) const {

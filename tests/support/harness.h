@@ -79,6 +79,12 @@ int run_command(const std::vector<std::string>& argv, std::string* output, int t
 std::vector<pid_t> children_of(pid_t pid);
 // A field of /proc/PID/status, e.g. "CapEff" → "0000000000000000".
 std::string proc_status_field(pid_t pid, const std::string& field);
+// The NUL-separated strings of /proc/PID/<file> ("cmdline", "environ").
+std::vector<std::string> proc_strings(pid_t pid, const std::string& file);
+
+// A configuration with two workers (user nobody, no D-Bus) listening on
+// 127.0.0.1:`port` in cleartext, routing everything to `backend` (host:port).
+std::string two_worker_config(uint16_t port, const std::string& backend);
 
 struct HttpResponse {
   bool ok = false;    // a complete response was read
