@@ -48,6 +48,9 @@ class WorkerEnvTest : public ::testing::Test {
     std::map<pid_t, std::optional<std::string>> out;
     if (!proxy_->wait_log("workers ready")) return out;
     EXPECT_EQ(http_request(port_, "GET", "/", "e.test").status, 200);
+    // The worker installed its block cache before OpenSSL's first allocation
+    // (worker/main.cpp; otherwise it says so).
+    EXPECT_EQ(proxy_->log_count("its buffers are not cached"), 0) << proxy_->log();
     for (pid_t pid : children_of(proxy_->pid())) {
       const auto args = proc_strings(pid, "cmdline");
       if (std::find(args.begin(), args.end(), "--worker-id") != args.end())
