@@ -14,7 +14,7 @@ namespace huginn::config {
 struct ConfigError {
   std::string key_path;  // "domains[0].routes[2].backend"; empty for syntax errors
   std::string message;
-  std::string file;      // source name
+  std::string file;  // source name
   SourcePos pos;
   // "domains[0].routes[2].backend: no [[backends]] entry "10.0.0.9:80" (config.toml:41:11)"
   std::string to_string() const;

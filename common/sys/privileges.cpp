@@ -33,8 +33,8 @@ bool clear_all_caps(std::string* error) {
   return true;
 }
 
-constexpr cap_value_t kSupervisorPermitted[] = {CAP_SETUID,   CAP_SETGID, CAP_SETPCAP,   CAP_NET_BIND_SERVICE,
-                                                CAP_KILL,     CAP_BPF,    CAP_NET_ADMIN, CAP_PERFMON};
+constexpr cap_value_t kSupervisorPermitted[] = {CAP_SETUID, CAP_SETGID, CAP_SETPCAP,   CAP_NET_BIND_SERVICE,
+                                                CAP_KILL,   CAP_BPF,    CAP_NET_ADMIN, CAP_PERFMON};
 constexpr cap_value_t kSupervisorEffective[] = {CAP_NET_BIND_SERVICE, CAP_KILL};
 
 template <size_t N>

@@ -83,8 +83,8 @@ const char* syn_lookup_name(SynLookup s) {
   return "?";
 }
 
-std::optional<fp::SynFields> XdpSynSource::lookup(const huginn::net::SocketAddress& peer_in, uint64_t accept_ns,
-                                                  SynLookup* status) const {
+std::optional<fp::SynFields> XdpSynSource::lookup(const huginn::net::SocketAddress& peer_in,
+                                                  uint64_t accept_ns, SynLookup* status) const {
   SynLookup dummy;
   SynLookup& st = status ? *status : dummy;
   const huginn::net::SocketAddress peer = peer_in.normalized();
