@@ -21,6 +21,7 @@
 #include <fstream>
 #include <iterator>
 #include <memory>
+#include <string_view>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -135,7 +136,10 @@ Process::Process(const std::vector<std::string>& argv, const std::string& log_pa
                  const std::map<std::string, std::string>& env)
     : log_path_(log_path) {
   std::vector<std::string> envs;
-  for (char** e = environ; *e; ++e) envs.emplace_back(*e);
+  for (char** e = environ; *e; ++e) {
+    const std::string_view entry(*e);
+    if (env.count(std::string(entry.substr(0, entry.find('=')))) == 0) envs.emplace_back(entry);
+  }
   for (const auto& [k, v] : env) envs.push_back(k + "=" + v);
   std::vector<char*> envp, args;
   for (auto& s : envs) envp.push_back(s.data());

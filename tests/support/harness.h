@@ -40,7 +40,8 @@ uint64_t raise_nofile_limit(uint64_t want);
 
 class Process {
  public:
-  // stdout and stderr go to `log_path`.
+  // stdout and stderr go to `log_path`. `env` is added to this process's
+  // environment, replacing the entries it names.
   Process(const std::vector<std::string>& argv, const std::string& log_path,
           const std::map<std::string, std::string>& env = {});
   ~Process();
