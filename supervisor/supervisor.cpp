@@ -297,8 +297,9 @@ void Supervisor::on_worker_ready(WorkerProc* w) {
     std::string terr;
     if (!apply_telemetry(*gen->cfg, &terr))
       HLOG_ERROR("telemetry endpoint: %s; the previous one stays", terr.c_str());
-    finish_reload(true, "reloaded: generation " + std::to_string(gen->id) + " with " +
-                            std::to_string(gen->slots.size()) + " workers");
+    const size_t n = gen->slots.size();
+    finish_reload(true, "reloaded: generation " + std::to_string(gen->id) + " with " + std::to_string(n) +
+                            (n == 1 ? " worker" : " workers"));
   }
 }
 
