@@ -22,23 +22,46 @@ struct HeaderRef {
   std::string_view name;
   std::string_view value;
 };
+// Not copyable: a value kept by push_owned() lives in the holder itself.
 class HeaderRefs {
  public:
-  static constexpr size_t kCapacity = 8;
+  static constexpr size_t kCapacity = 12;
+  static constexpr size_t kOwnedBytes = 8;
+
+  HeaderRefs() = default;
+  HeaderRefs(const HeaderRefs&) = delete;
+  HeaderRefs& operator=(const HeaderRefs&) = delete;
+
   // False (and nothing kept) when full.
   bool push(std::string_view name, std::string_view value) {
     if (count_ == kCapacity) return false;
     items_[count_++] = HeaderRef{name, value};
     return true;
   }
+  // A short value made for this request (a port number): copied into the
+  // holder. False (and nothing kept) when full or out of room.
+  bool push_owned(std::string_view name, std::string_view value) {
+    if (count_ == kCapacity || value.size() > kOwnedBytes - owned_used_) return false;
+    char* at = owned_.data() + owned_used_;
+    value.copy(at, value.size());
+    owned_used_ += value.size();
+    return push(name, std::string_view(at, value.size()));
+  }
+  void clear() {
+    count_ = 0;
+    owned_used_ = 0;
+  }
   const HeaderRef* begin() const { return items_.data(); }
   const HeaderRef* end() const { return items_.data() + count_; }
   size_t size() const { return count_; }
+  size_t room() const { return kCapacity - count_; }
   bool empty() const { return count_ == 0; }
 
  private:
   std::array<HeaderRef, kCapacity> items_{};
   size_t count_ = 0;
+  std::array<char, kOwnedBytes> owned_{};
+  size_t owned_used_ = 0;
 };
 
 enum class BodyFraming : uint8_t {

@@ -30,7 +30,7 @@ std::unique_ptr<BackendExchange> start_h2c(WorkerContext& ctx, ExchangeSink& sin
   req.head_request = r.head_request;
   req.has_body = r.body != BackendRequest::Body::kNone;
   req.reusable = r.reusable && ctx.h2c_pool->enabled();
-  req.headers.reserve(r.headers.size() + 1);
+  req.headers.reserve(r.headers.size() + r.header_refs.size() + 1);
   for (auto& h : r.headers) {
     // Host becomes :authority (rewrite_request puts it first).
     if (req.authority.empty() && http1::to_lower(h.name) == "host") {
@@ -39,8 +39,7 @@ std::unique_ptr<BackendExchange> start_h2c(WorkerContext& ctx, ExchangeSink& sin
     }
     req.headers.push_back(std::move(h));
   }
-  for (const auto& h : r.fingerprint_headers)
-    req.headers.push_back({std::string(h.name), std::string(h.value)});
+  for (const auto& h : r.header_refs) req.headers.push_back({std::string(h.name), std::string(h.value)});
   if (r.body == BackendRequest::Body::kLength)
     req.headers.push_back({"content-length", std::to_string(r.content_length)});
   auto x = std::make_unique<H2cUpstream>(ctx, *ctx.h2c_pool, sink);
@@ -66,7 +65,7 @@ std::unique_ptr<BackendExchange> start_http11(WorkerContext& ctx, ExchangeSink& 
       break;
   }
   if (!req.reusable) r.headers.push_back({"Connection", "close"});
-  http1::append_request_head(req.head, r.method, r.target, r.headers, r.fingerprint_headers);
+  http1::append_request_head(req.head, r.method, r.target, r.headers, r.header_refs);
   auto x = std::make_unique<UpstreamExchange>(ctx, sink);
   if (!x->start(std::move(req))) return nullptr;
   return x;
@@ -75,7 +74,7 @@ std::unique_ptr<BackendExchange> start_http11(WorkerContext& ctx, ExchangeSink& 
 }  // namespace
 
 std::unique_ptr<BackendExchange> start_backend_exchange(WorkerContext& ctx, ExchangeSink& sink,
-                                                        BackendRequest req) {
+                                                        BackendRequest& req) {
   if (req.backend_index >= ctx.cfg->backends.size()) return nullptr;
   if (uses_h2c(ctx.cfg->backends[req.backend_index], req.client_h2)) return start_h2c(ctx, sink, req);
   return start_http11(ctx, sink, req);

@@ -61,9 +61,9 @@ struct BackendRequest {
   std::string method;
   std::string target;      // what goes on the request line / into :path
   http1::Headers headers;  // rewritten (proxy::rewrite_request): Host first, no framing fields
-  // Fingerprint fields by reference (rewrite_request's fingerprint_refs),
-  // written after `headers`; valid until start_backend_exchange() returns.
-  http1::HeaderRefs fingerprint_headers;
+  // Injected fields by reference (rewrite_request's `refs`), written after
+  // `headers`; valid until start_backend_exchange() returns.
+  http1::HeaderRefs header_refs;
   Body body = Body::kNone;
   uint64_t content_length = 0;  // kLength
   bool head_request = false;
@@ -75,8 +75,8 @@ struct BackendRequest {
 bool uses_h2c(const config::Backend& backend, bool client_h2);
 
 // Starts the exchange; null (nothing started, no callback follows) when it
-// cannot: the caller answers 502.
+// cannot: the caller answers 502. The request's fields may be moved from.
 std::unique_ptr<BackendExchange> start_backend_exchange(WorkerContext& ctx, ExchangeSink& sink,
-                                                        BackendRequest req);
+                                                        BackendRequest& req);
 
 }  // namespace huginn::worker::net

@@ -1,4 +1,5 @@
 #include "worker/net/h2c_upstream.h"
+
 #include "worker/net/bulk_io.h"
 
 #include <netinet/in.h>
@@ -11,6 +12,7 @@
 
 #include "common/sys/log.h"
 #include "worker/http1/writer.h"
+#include "worker/net/nv_list.h"
 
 namespace huginn::worker::net {
 
@@ -538,14 +540,17 @@ bool H2cUpstream::open(bool allow_pooled) {
 }
 
 int32_t H2cUpstream::submit() {
-  std::vector<std::pair<std::string, std::string>> fields;
-  fields.reserve(req_.headers.size() + 4);
-  fields.emplace_back(":method", req_.method);
-  fields.emplace_back(":scheme", req_.scheme);
-  if (!req_.authority.empty()) fields.emplace_back(":authority", req_.authority);
-  fields.emplace_back(":path", req_.path);
-  for (const auto& h : req_.headers) {
-    std::string name = http1::to_lower(h.name);
+  // The names are lower-cased in place (again, harmlessly, on a retry) and
+  // referenced: nothing is copied before nghttp2 encodes them.
+  NvList fields;
+  fields.add(":method", req_.method);
+  fields.add(":scheme", req_.scheme);
+  if (!req_.authority.empty()) fields.add(":authority", req_.authority);
+  fields.add(":path", req_.path);
+  for (auto& h : req_.headers) {
+    for (char& c : h.name)
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    const std::string& name = h.name;
     if (name.empty() || name[0] == ':' || connection_specific(name)) continue;
     if (name == "te" && !http1::iequals(http1::trim_ows(h.value), "trailers")) continue;
     if (nghttp2_check_header_name(reinterpret_cast<const uint8_t*>(name.data()), name.size()) == 0 ||
@@ -553,19 +558,12 @@ int32_t H2cUpstream::submit() {
       HLOG_DEBUG("backend %s: h2c: request field %s dropped (invalid)", backend_name(), name.c_str());
       continue;
     }
-    fields.emplace_back(std::move(name), h.value);
-  }
-  std::vector<nghttp2_nv> nva;
-  nva.reserve(fields.size());
-  for (auto& [name, value] : fields) {
-    nva.push_back(nghttp2_nv{reinterpret_cast<uint8_t*>(name.data()),
-                             reinterpret_cast<uint8_t*>(value.data()), name.size(), value.size(),
-                             NGHTTP2_NV_FLAG_NONE});
+    fields.add(name, h.value);
   }
   nghttp2_data_provider prd;
   prd.source.ptr = sess_.get();
   prd.read_callback = &H2cSession::read_body_cb;
-  const int32_t id = nghttp2_submit_request(sess_->ngh(), nullptr, nva.data(), nva.size(),
+  const int32_t id = nghttp2_submit_request(sess_->ngh(), nullptr, fields.data(), fields.size(),
                                             req_.has_body ? &prd : nullptr, nullptr);
   if (id < 0) HLOG_DEBUG("backend %s: h2c request not submitted: %s", backend_name(), nghttp2_strerror(id));
   return id;

@@ -296,7 +296,7 @@ void Http1Connection::on_request_head(http1::RequestHead&& head) {
   req.backend_index = static_cast<size_t>(d.backend - ctx_.cfg->backends.data());
   req.method = llhttp_method_name(static_cast<llhttp_method_t>(head.method));
   req.target = std::move(d.upstream_target);
-  req.headers = proxy::rewrite_request(std::move(head.headers), rc, &req.fingerprint_headers);
+  req.headers = proxy::rewrite_request(std::move(head.headers), rc, &req.header_refs);
   req.head_request = ex_.head_request;
   if (head.framing == http1::BodyFraming::kChunked) {
     req.body = BackendRequest::Body::kChunked;
@@ -306,7 +306,7 @@ void Http1Connection::on_request_head(http1::RequestHead&& head) {
   }
   req.reusable = !d.route->force_new_connection;
   access_.upstream_started();
-  up_ = start_backend_exchange(ctx_, *this, std::move(req));
+  up_ = start_backend_exchange(ctx_, *this, req);
   if (!up_) {
     HLOG_DEBUG("backend %s: cannot connect", d.backend->address.c_str());
     on_exchange_error(502, http1::reason::kBackendError, false);  // none of its callbacks ran

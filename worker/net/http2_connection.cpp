@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <iterator>
 #include <optional>
@@ -37,6 +38,26 @@ uint64_t now_ms() {
 bool connection_specific(std::string_view name) {
   return name == "connection" || name == "keep-alive" || name == "proxy-connection" ||
          name == "transfer-encoding" || name == "upgrade" || name == "te";
+}
+
+// A status code as the three digits of :status (100-999; the parsers and
+// the proxy's own answers give nothing else).
+class StatusText {
+ public:
+  explicit StatusText(uint16_t status) {
+    const auto end = std::to_chars(text_, text_ + sizeof text_, status).ptr;
+    size_ = static_cast<size_t>(end - text_);
+  }
+  std::string_view view() const { return {text_, size_}; }
+
+ private:
+  char text_[8];
+  size_t size_ = 0;
+};
+
+void lower_in_place(std::string& s) {
+  for (char& c : s)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
 }
 
 bool valid_field_name(std::string_view name) {
@@ -730,25 +751,15 @@ void Http2Connection::resume_data(Stream& s) {
   nghttp2_session_resume_data(session_.get(), s.id);
 }
 
-void Http2Connection::submit_response(Stream& s, const Fields& fields, bool with_body) {
-  std::vector<nghttp2_nv> nva;
-  nva.reserve(fields.size());
-  for (const auto& [name, value] : fields) {
-    nva.push_back(nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
-                             reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
-                             value.size(), NGHTTP2_NV_FLAG_NONE});
-  }
+void Http2Connection::submit_response(Stream& s, uint16_t status, const NvList& fields, bool with_body) {
   nghttp2_data_provider prd;
   prd.source.ptr = &s;
   prd.read_callback = &read_body;
   s.response_submitted = true;
-  for (const auto& [name, value] : fields)
-    if (name == ":status" && value.size() == 3)
-      count_response(ctx_, metrics::Protocol::kHttp2, metrics::method_index(s.method),
-                     static_cast<uint16_t>((value[0] - '0') * 100 + (value[1] - '0') * 10 + (value[2] - '0')),
-                     s.metrics_t0_us, s.domain, s.route);
+  count_response(ctx_, metrics::Protocol::kHttp2, metrics::method_index(s.method), status, s.metrics_t0_us,
+                 s.domain, s.route);
   const int rv =
-      nghttp2_submit_response(session_.get(), s.id, nva.data(), nva.size(), with_body ? &prd : nullptr);
+      nghttp2_submit_response(session_.get(), s.id, fields.data(), fields.size(), with_body ? &prd : nullptr);
   if (rv != 0) {
     HLOG_DEBUG("client %s: stream %d: response not submitted: %s", info_.peer_ip.c_str(), s.id,
                nghttp2_strerror(rv));
@@ -770,21 +781,21 @@ void Http2Connection::respond_local(Stream& s, uint16_t status, std::string_view
   }
   http1::Headers sec = proxy::security_headers(*ctx_.cfg, s.domain, s.route, info_.tls);
   sec.insert(sec.end(), extra.begin(), extra.end());
-  const http1::ErrorParts parts = http1::error_parts(reason, sec);
-  Fields fields;
-  fields.reserve(parts.headers.size() + 1);
-  fields.emplace_back(":status", std::to_string(status));
-  for (const auto& h : parts.headers) {
-    std::string name = http1::to_lower(h.name);
-    if (!valid_field_name(name) || connection_specific(name)) continue;
-    fields.emplace_back(std::move(name), h.value);
+  http1::ErrorParts parts = http1::error_parts(reason, sec);
+  const StatusText status_text(status);
+  NvList fields;
+  fields.add(":status", status_text.view());
+  for (auto& h : parts.headers) {
+    lower_in_place(h.name);
+    if (!valid_field_name(h.name) || connection_specific(h.name)) continue;
+    fields.add(h.name, h.value);
   }
   evbuffer_drain(s.body.get(), evbuffer_get_length(s.body.get()));
   const bool with_body = !s.head_request;
   if (with_body) evbuffer_add(s.body.get(), parts.body.data(), parts.body.size());
   s.access.status = status;
   s.body_complete = true;
-  submit_response(s, fields, with_body);
+  submit_response(s, status, fields, with_body);
 }
 
 void Http2Connection::dispatch(Stream& s) {
@@ -823,7 +834,9 @@ void Http2Connection::dispatch(Stream& s) {
   // limit keyed by limit_by_header = "host" or "cookie" sees the same value
   // over both protocols.
   http1::Headers in;
-  in.reserve(s.headers.size() + 2);
+  // Host and the cookie, then room for what rewrite_request adds to the list
+  // (Host, the spoofing report, a client's X-Forwarded-For) in place of Host.
+  in.reserve(s.headers.size() + 4);
   if (s.have_authority || s.have_host) in.push_back(http1::Header{"host", std::string(authority)});
   in.insert(in.end(), std::make_move_iterator(s.headers.begin()), std::make_move_iterator(s.headers.end()));
   s.headers.clear();
@@ -840,7 +853,7 @@ void Http2Connection::dispatch(Stream& s) {
   req.backend_index = static_cast<size_t>(d.backend - ctx_.cfg->backends.data());
   req.method = s.method;
   req.target = std::move(d.upstream_target);
-  req.headers = proxy::rewrite_request(std::move(in), rc, &req.fingerprint_headers);
+  req.headers = proxy::rewrite_request(std::move(in), rc, &req.header_refs);
   req.head_request = s.head_request;
   req.client_h2 = true;
   if (s.have_content_length) {
@@ -853,7 +866,7 @@ void Http2Connection::dispatch(Stream& s) {
   }
   req.reusable = !d.route->force_new_connection;
   s.access.upstream_started();
-  s.ex = start_backend_exchange(ctx_, s, std::move(req));
+  s.ex = start_backend_exchange(ctx_, s, req);
   if (!s.ex) {
     HLOG_DEBUG("backend %s: cannot connect: 502", d.backend->address.c_str());
     count_backend_error(ctx_, s.domain, s.route, 502);
@@ -881,21 +894,25 @@ void Http2Connection::on_stream_head(Stream& s, http1::ResponseHead&& head) {
     if (const auto* cl = http1::find_header(head.headers, "content-length")) head_length = cl->value;
   }
   http1::Headers rewritten = proxy::rewrite_response(std::move(head.headers), rc);
-  Fields fields;
-  fields.reserve(rewritten.size() + 2);
-  fields.emplace_back(":status", std::to_string(head.status));
+  // The fields are lower-cased in place and referenced: nothing is copied
+  // before nghttp2 encodes them.
+  const StatusText status_text(head.status);
+  NvList fields;
+  fields.add(":status", status_text.view());
   for (auto& h : rewritten) {
-    std::string name = http1::to_lower(h.name);
-    if (!valid_field_name(name) || connection_specific(name) || name == "content-length") continue;
-    fields.emplace_back(std::move(name), std::move(h.value));
+    lower_in_place(h.name);
+    if (!valid_field_name(h.name) || connection_specific(h.name) || h.name == "content-length") continue;
+    fields.add(h.name, h.value);
   }
+  char length_text[24];
   if (head.framing == http1::BodyFraming::kLength) {
-    fields.emplace_back("content-length", std::to_string(head.content_length));
+    const auto end = std::to_chars(length_text, length_text + sizeof length_text, head.content_length).ptr;
+    fields.add("content-length", std::string_view(length_text, static_cast<size_t>(end - length_text)));
   } else if (head_length) {
-    fields.emplace_back("content-length", std::move(*head_length));
+    fields.add("content-length", *head_length);
   }
   const bool with_body = !s.head_request && head.status != 204 && head.status != 304;
-  submit_response(s, fields, with_body);
+  submit_response(s, head.status, fields, with_body);
 }
 
 void Http2Connection::on_stream_body(Stream& s, std::string_view data) {

@@ -100,6 +100,7 @@
 #include "worker/net/bulk_io.h"
 #include "worker/net/connection.h"
 #include "worker/net/event_handles.h"
+#include "worker/net/nv_list.h"
 #include "worker/net/upstream_exchange.h"
 #include "worker/net/worker_context.h"
 
@@ -197,8 +198,8 @@ class Http2Connection : public Connection {
   void dispatch(Stream& s);
   // `extra`: header fields after the security headers (429: Retry-After, RateLimit-*).
   void respond_local(Stream& s, uint16_t status, std::string_view reason, const http1::Headers& extra = {});
-  using Fields = std::vector<std::pair<std::string, std::string>>;
-  void submit_response(Stream& s, const Fields& fields, bool with_body);
+  // `fields`: the response's header block, :status first.
+  void submit_response(Stream& s, uint16_t status, const NvList& fields, bool with_body);
   void resume_data(Stream& s);
   void consume(Stream& s, size_t n);
   void release_stream(Stream& s);

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstddef>
 #include <utility>
 
@@ -125,7 +126,7 @@ bool ops_name_any(const RequestContext& ctx, const std::string_view* names, size
 
 }  // namespace
 
-Headers rewrite_request(Headers in, const RequestContext& ctx, http1::HeaderRefs* fingerprint_refs) {
+Headers rewrite_request(Headers in, const RequestContext& ctx, http1::HeaderRefs* refs) {
   const config::Config& cfg = *ctx.cfg;
   const auto tokens = connection_tokens(in);
   const auto& fh = cfg.fingerprint.headers;
@@ -159,20 +160,33 @@ Headers rewrite_request(Headers in, const RequestContext& ctx, http1::HeaderRefs
     }
     if (fp) continue;
     // 4. forwarding headers are rebuilt below
-    if (iequals(h.name, "x-forwarded-for")) {
+    if (iequals(h.name, kXForwardedFor)) {
       if (have_xff) xff.append(", ");
       xff.append(h.value);
       have_xff = true;
       continue;
     }
-    if (iequals(h.name, "x-forwarded-proto") || iequals(h.name, "x-forwarded-host") ||
-        iequals(h.name, "x-forwarded-port"))
+    if (iequals(h.name, kXForwardedProto) || iequals(h.name, kXForwardedHost) ||
+        iequals(h.name, kXForwardedPort))
       continue;
     if (kept != i) in[kept] = std::move(h);
     ++kept;
   }
   in.erase(in.begin() + static_cast<std::ptrdiff_t>(kept), in.end());
-  out.reserve(kept + 12);  // the injected and forwarding fields, Host
+
+  // Which injected fields go by reference (see the header): none that the
+  // configured manipulation names, so that its remove and add apply to them.
+  const bool gate = ctx.route && ctx.route->fingerprinting
+                        ? *ctx.route->fingerprinting
+                        : (ctx.domain && ctx.domain->fingerprinting ? *ctx.domain->fingerprinting : true);
+  const bool inject = gate && ctx.fingerprints != nullptr;
+  const std::string_view inject_names[] = {fh.ja4, fh.ja4_r, fh.ja4_o, fh.ja4_or, fh.akamai, fh.tcp};
+  const bool fp_by_ref =
+      refs != nullptr && inject && !ops_name_any(ctx, inject_names, std::size(inject_names));
+  const std::string_view xf_names[] = {kXForwardedFor, kXForwardedProto, kXForwardedHost, kXForwardedPort};
+  const bool xf_by_ref = refs != nullptr && !ops_name_any(ctx, xf_names, std::size(xf_names));
+  // Host, the spoofing report, and what is listed of steps 3 and 4.
+  out.reserve(kept + 2 + (inject && !fp_by_ref ? std::size(inject_names) : 0) + (xf_by_ref ? 1 : 4));
 
   // 2. spoofing report
   std::string spoof_list;
@@ -184,35 +198,38 @@ Headers rewrite_request(Headers in, const RequestContext& ctx, http1::HeaderRefs
   if (!spoof_list.empty()) out.push_back(Header{std::string(kSpoofingHeader), std::move(spoof_list)});
 
   // 3. fingerprints of this connection, if the scope allows injection
-  const bool gate = ctx.route && ctx.route->fingerprinting
-                        ? *ctx.route->fingerprinting
-                        : (ctx.domain && ctx.domain->fingerprinting ? *ctx.domain->fingerprinting : true);
-  if (gate && ctx.fingerprints != nullptr) {
+  if (inject) {
     const auto& f = *ctx.fingerprints;
     using K = ConnectionFingerprints;
-    const std::pair<const std::string*, K::Kind> inject[] = {
+    const std::pair<const std::string*, K::Kind> fields[] = {
         {&fh.ja4, K::kJa4},      {&fh.ja4_r, K::kJa4R},    {&fh.ja4_o, K::kJa4O},
         {&fh.ja4_or, K::kJa4Or}, {&fh.akamai, K::kAkamai}, {&fh.tcp, K::kTcp}};
-    const std::string_view names[] = {fh.ja4, fh.ja4_r, fh.ja4_o, fh.ja4_or, fh.akamai, fh.tcp};
-    const bool by_ref = fingerprint_refs != nullptr && !ops_name_any(ctx, names, std::size(names));
-    for (const auto& [name, kind] : inject) {
+    for (const auto& [name, kind] : fields) {
       const auto value = f.get(kind);
       if (!value) continue;
-      if (!by_ref || !fingerprint_refs->push(*name, *value))
-        out.push_back(Header{*name, std::string(*value)});
+      if (!fp_by_ref || !refs->push(*name, *value)) out.push_back(Header{*name, std::string(*value)});
     }
   }
 
-  // 4. X-Forwarded-*
-  std::string peer(ctx.peer_ip);
+  // 4. X-Forwarded-*: a client's well-formed X-Forwarded-For list gets the
+  // peer appended (a new value, so listed); the others are referenced when
+  // they can be.
+  const std::string_view proto = ctx.tls ? "https" : "http";
+  char port_text[8];
+  const auto port_end = std::to_chars(port_text, port_text + sizeof port_text, ctx.local_port).ptr;
+  const std::string_view port(port_text, static_cast<size_t>(port_end - port_text));
   if (have_xff && is_well_formed_xff(xff)) {
-    out.push_back(Header{"X-Forwarded-For", std::string(http1::trim_ows(xff)) + ", " + peer});
-  } else {
-    out.push_back(Header{"X-Forwarded-For", std::move(peer)});
+    out.push_back(Header{std::string(kXForwardedFor),
+                         std::string(http1::trim_ows(xff)) + ", " + std::string(ctx.peer_ip)});
+  } else if (!xf_by_ref || !refs->push(kXForwardedFor, ctx.peer_ip)) {
+    out.push_back(Header{std::string(kXForwardedFor), std::string(ctx.peer_ip)});
   }
-  out.push_back(Header{"X-Forwarded-Proto", ctx.tls ? "https" : "http"});
-  if (!ctx.host.empty()) out.push_back(Header{"X-Forwarded-Host", std::string(ctx.host)});
-  out.push_back(Header{"X-Forwarded-Port", std::to_string(ctx.local_port)});
+  if (!xf_by_ref || !refs->push(kXForwardedProto, proto))
+    out.push_back(Header{std::string(kXForwardedProto), std::string(proto)});
+  if (!ctx.host.empty() && (!xf_by_ref || !refs->push(kXForwardedHost, ctx.host)))
+    out.push_back(Header{std::string(kXForwardedHost), std::string(ctx.host)});
+  if (!xf_by_ref || !refs->push_owned(kXForwardedPort, port))
+    out.push_back(Header{std::string(kXForwardedPort), std::string(port)});
 
   // 5. configured manipulation: global, domain, route
   apply_header_ops(out, cfg.headers.request);

@@ -18,6 +18,10 @@
 namespace huginn::worker::proxy {
 
 inline constexpr std::string_view kSpoofingHeader = "x-fingerprint-spoofing-detected";
+inline constexpr std::string_view kXForwardedFor = "X-Forwarded-For";
+inline constexpr std::string_view kXForwardedProto = "X-Forwarded-Proto";
+inline constexpr std::string_view kXForwardedHost = "X-Forwarded-Host";
+inline constexpr std::string_view kXForwardedPort = "X-Forwarded-Port";
 
 struct RequestContext {
   const config::Config* cfg = nullptr;
@@ -44,17 +48,22 @@ bool is_well_formed_xff(std::string_view value);
 // client's list and rewrites it in place (pass it with std::move when the
 // caller is done with it: the kept fields are moved, not copied).
 //
-// With `fingerprint_refs`, the injected fingerprint fields (step 3) are not
-// copied into the list but referenced there: the values live in the
-// connection's interned set (ctx.fingerprints), the names in the
-// configuration, so they stay valid while both do. That saves two string
-// allocations per field and request. The list keeps them instead, as without
-// `fingerprint_refs`, when the configured manipulation (step 5) names one of
-// them, so that its remove and add apply as before (configuration validation
-// keeps them from being named like Host or another managed field). Referenced
-// fields are written after the list's fields.
+// With `refs`, the injected fields of steps 3 and 4 are not copied into the
+// list but referenced there, which saves up to two string allocations per
+// field and request:
+//   - the fingerprint fields: values in the connection's interned set
+//     (ctx.fingerprints), names in the configuration;
+//   - X-Forwarded-For (unless the client sent a list the peer is appended to),
+//     -Proto, -Host and -Port: values in ctx.peer_ip, ctx.host and static
+//     strings, the port number copied into `refs` itself.
+// So the references stay valid while the connection, the configuration and
+// the bytes behind ctx.host do. A group of fields stays in the list instead,
+// as without `refs`, when the configured manipulation (step 5) names one of
+// its fields, so that its remove and add apply as before (configuration
+// validation keeps them from being named like Host). Referenced fields are
+// written after the list's fields.
 http1::Headers rewrite_request(http1::Headers in, const RequestContext& ctx,
-                               http1::HeaderRefs* fingerprint_refs = nullptr);
+                               http1::HeaderRefs* refs = nullptr);
 
 // Backend response → client: hop-by-hop removed, security headers, then the
 // configured response manipulation (global → domain → route).

@@ -3,7 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "worker/http1/writer.h"
@@ -257,7 +259,35 @@ TEST(HeaderRewrite, ConfiguredOpsGlobalDomainRouteRemoveThenAdd) {
   EXPECT_TRUE(values(out, "x-forwarded-for").empty());  // config may remove injected headers
 }
 
-// With fingerprint_refs the injected fields are referenced, not copied: the
+// The list and the references as one list of fields, in the order the
+// HTTP/1.1 writer puts them on the wire.
+Headers joined(const Headers& listed, const http1::HeaderRefs& refs) {
+  Headers all = listed;
+  for (const auto& r : refs) all.push_back({std::string(r.name), std::string(r.value)});
+  return all;
+}
+
+// The same fields with the same values, whatever their order.
+void expect_same_fields(Headers a, Headers b) {
+  const auto by_name = [](const http1::Header& x, const http1::Header& y) {
+    return std::tie(x.name, x.value) < std::tie(y.name, y.value);
+  };
+  std::sort(a.begin(), a.end(), by_name);
+  std::sort(b.begin(), b.end(), by_name);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].name, b[i].name);
+    EXPECT_EQ(a[i].value, b[i].value);
+  }
+}
+
+const http1::HeaderRef* ref_named(const http1::HeaderRefs& refs, std::string_view name) {
+  for (const auto& r : refs)
+    if (http1::iequals(r.name, name)) return &r;
+  return nullptr;
+}
+
+// With `refs` the injected fingerprint fields are referenced, not copied: the
 // same fields and values as the copying path, the bytes those of the
 // connection's set. A manipulation that names one keeps them in the list.
 TEST(HeaderRewrite, FingerprintFieldsByReferenceUnlessTheManipulationNamesOne) {
@@ -266,54 +296,149 @@ TEST(HeaderRewrite, FingerprintFieldsByReferenceUnlessTheManipulationNamesOne) {
   f.fps.set({{K::kJa4, "t13d1516h2_8daaf6152771_e5627efa2ab1"},
              {K::kAkamai, "1:65536|15663105|0|m,a,s,p"},
              {K::kTcp, "4:64+0:0:1460:mss*44,7:mss,sok,ts,nop,ws:df,id+:0"}});
+  const std::string_view fp_names[] = {"x-huginn-net-ja4", "x-huginn-net-akamai", "x-huginn-net-tcp"};
+  const auto fp_refs = [&](const http1::HeaderRefs& refs) {
+    size_t n = 0;
+    for (auto name : fp_names) n += ref_named(refs, name) != nullptr;
+    return n;
+  };
   const Headers copied = rewrite_request({{"Accept", "*/*"}, {"X-Huginn-Net-Ja4", "fake"}}, f.ctx);
   http1::HeaderRefs refs;
   const Headers listed = rewrite_request({{"Accept", "*/*"}, {"X-Huginn-Net-Ja4", "fake"}}, f.ctx, &refs);
-  ASSERT_EQ(refs.size(), 3u);
-  // Everything else is the same list; the referenced fields are the copied ones.
-  Headers rest;
-  for (const auto& h : copied) {
-    bool injected = false;
-    for (const auto& r : refs) injected |= h.name == r.name && h.value == r.value;
-    if (!injected) rest.push_back(h);
-  }
-  ASSERT_EQ(rest.size(), listed.size());
-  for (size_t i = 0; i < rest.size(); ++i) {
-    EXPECT_EQ(rest[i].name, listed[i].name);
-    EXPECT_EQ(rest[i].value, listed[i].value);
-  }
-  EXPECT_EQ(copied.size(), listed.size() + 3);
+  ASSERT_EQ(fp_refs(refs), 3u);
+  for (auto name : fp_names) EXPECT_TRUE(values(listed, name).empty()) << name;
+  // The same fields as the copying path; the list keeps its order (Host first).
+  expect_same_fields(copied, joined(listed, refs));
+  EXPECT_EQ(listed.front().name, "Host");
   EXPECT_EQ(values(listed, "x-fingerprint-spoofing-detected"), std::vector<std::string>{"x-huginn-net-ja4"});
-  for (const auto& r : refs) {
+  for (auto name : fp_names) {
     // The value is the interned one (no copy); the name is the configured one.
-    const auto kind = r.name == f.cfg.fingerprint.headers.ja4      ? K::kJa4
-                      : r.name == f.cfg.fingerprint.headers.akamai ? K::kAkamai
-                                                                   : K::kTcp;
-    EXPECT_EQ(r.value.data(), f.fps.get(kind)->data()) << r.name;
+    const auto* r = ref_named(refs, name);
+    ASSERT_NE(r, nullptr) << name;
+    const auto kind = name == fp_names[0] ? K::kJa4 : name == fp_names[1] ? K::kAkamai : K::kTcp;
+    EXPECT_EQ(r->value.data(), f.fps.get(kind)->data()) << name;
   }
   // A remove or an add naming a fingerprint field (any scope, any case): the
   // fields are listed, and the manipulation applies to them.
   f.rt.headers.request.remove = {"x-huginn-net-ja4"};
-  refs = {};
+  refs.clear();
   Headers out = rewrite_request({}, f.ctx, &refs);
-  EXPECT_TRUE(refs.empty());
+  EXPECT_EQ(fp_refs(refs), 0u);
   EXPECT_TRUE(values(out, "x-huginn-net-ja4").empty());
   EXPECT_EQ(values(out, "x-huginn-net-tcp").size(), 1u);
   f.rt.headers.request.remove.clear();
   f.cfg.headers.request.add = {{"x-huginn-net-akamai", "overridden"}};
+  refs.clear();
   out = rewrite_request({}, f.ctx, &refs);
-  EXPECT_TRUE(refs.empty());
+  EXPECT_EQ(fp_refs(refs), 0u);
   EXPECT_EQ(values(out, "x-huginn-net-akamai"), std::vector<std::string>{"overridden"});
   // Other names in the manipulation do not matter.
   f.cfg.headers.request.add = {{"x-other", "1"}};
+  refs.clear();
   out = rewrite_request({}, f.ctx, &refs);
-  EXPECT_EQ(refs.size(), 3u);
+  EXPECT_EQ(fp_refs(refs), 3u);
   // No injection where the scope disables fingerprinting.
-  refs = {};
+  refs.clear();
   f.rt.fingerprinting = false;
   out = rewrite_request({}, f.ctx, &refs);
-  EXPECT_TRUE(refs.empty());
+  EXPECT_EQ(fp_refs(refs), 0u);
   EXPECT_TRUE(values(out, "x-huginn-net-tcp").empty());
+}
+
+// X-Forwarded-* with `refs`: referenced, the values those of the request
+// context (the port number kept in `refs`), the same fields as the copying
+// path. A client's X-Forwarded-For list makes a new value: listed. A
+// manipulation naming any of the four keeps all four in the list.
+TEST(HeaderRewrite, ForwardingFieldsByReferenceUnlessTheManipulationNamesOne) {
+  Fixture f;
+  f.ctx.tls = true;
+  f.ctx.local_port = 8443;
+  const std::string peer = "2001:db8::42";  // longer than a short string's buffer
+  const std::string host = "a-rather-long-host-name.example.com";
+  f.ctx.peer_ip = peer;
+  f.ctx.host = host;
+  const Headers in = {{"Host", "example.com"}, {"X-Forwarded-Proto", "gopher"}, {"Accept", "*/*"}};
+  const Headers copied = rewrite_request(in, f.ctx);
+  http1::HeaderRefs refs;
+  const Headers listed = rewrite_request(in, f.ctx, &refs);
+  expect_same_fields(copied, joined(listed, refs));
+  for (auto name : {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port"})
+    EXPECT_TRUE(values(listed, name).empty()) << name;
+  ASSERT_EQ(refs.size(), 4u);
+  EXPECT_EQ(ref_named(refs, "x-forwarded-for")->value.data(), peer.data());
+  EXPECT_EQ(ref_named(refs, "x-forwarded-host")->value.data(), host.data());
+  EXPECT_EQ(ref_named(refs, "x-forwarded-proto")->value, "https");
+  EXPECT_EQ(ref_named(refs, "x-forwarded-port")->value, "8443");
+  // The port's bytes are the holder's own, not the caller's stack.
+  const char* port_bytes = ref_named(refs, "x-forwarded-port")->value.data();
+  EXPECT_TRUE(port_bytes >= reinterpret_cast<const char*>(&refs) &&
+              port_bytes < reinterpret_cast<const char*>(&refs) + sizeof refs);
+  std::string head;
+  http1::append_request_head(head, "GET", "/", listed, refs);
+  EXPECT_NE(head.find("\r\nX-Forwarded-Port: 8443\r\n"), std::string::npos) << head;
+  EXPECT_NE(head.find("\r\nX-Forwarded-For: 2001:db8::42\r\n"), std::string::npos) << head;
+
+  // Without a routing host there is no X-Forwarded-Host.
+  f.ctx.host = {};
+  refs.clear();
+  expect_same_fields(rewrite_request(in, f.ctx), joined(rewrite_request(in, f.ctx, &refs), refs));
+  EXPECT_EQ(ref_named(refs, "x-forwarded-host"), nullptr);
+  f.ctx.host = host;
+
+  // A client's list: the peer is appended, in the list; the rest referenced.
+  Headers with_xff = in;
+  with_xff.push_back({"X-Forwarded-For", "198.51.100.1"});
+  refs.clear();
+  const Headers listed_xff = rewrite_request(with_xff, f.ctx, &refs);
+  EXPECT_EQ(values(listed_xff, "x-forwarded-for"), std::vector<std::string>{"198.51.100.1, 2001:db8::42"});
+  EXPECT_EQ(ref_named(refs, "x-forwarded-for"), nullptr);
+  EXPECT_EQ(refs.size(), 3u);
+  expect_same_fields(rewrite_request(with_xff, f.ctx), joined(listed_xff, refs));
+
+  // The manipulation names one of them (any scope, any case): all four listed,
+  // and the manipulation applies.
+  f.dom.headers.request.add = {{"X-Forwarded-Proto", "http"}};
+  refs.clear();
+  Headers out = rewrite_request(in, f.ctx, &refs);
+  EXPECT_TRUE(refs.empty());
+  EXPECT_EQ(values(out, "x-forwarded-proto"), std::vector<std::string>{"http"});
+  EXPECT_EQ(values(out, "x-forwarded-port"), std::vector<std::string>{"8443"});
+  EXPECT_EQ(values(out, "x-forwarded-for"), std::vector<std::string>{peer});
+  f.dom.headers.request.add.clear();
+  f.cfg.headers.request.remove = {"x-forwarded-host"};
+  refs.clear();
+  out = rewrite_request(in, f.ctx, &refs);
+  EXPECT_TRUE(refs.empty());
+  EXPECT_TRUE(values(out, "x-forwarded-host").empty());
+  EXPECT_EQ(values(out, "x-forwarded-port"), std::vector<std::string>{"8443"});
+}
+
+// Fingerprints and forwarding fields together fit the holder; when it is
+// already full the fields are listed instead, none lost.
+TEST(HeaderRewrite, ReferencedFieldsFallBackToTheListWhenTheHolderIsFull) {
+  Fixture f;
+  using K = ConnectionFingerprints;
+  f.fps.set({{K::kJa4, "a"},
+             {K::kJa4R, "b"},
+             {K::kJa4O, "c"},
+             {K::kJa4Or, "d"},
+             {K::kAkamai, "e"},
+             {K::kTcp, "f"}});
+  http1::HeaderRefs refs;
+  const Headers all_refs = rewrite_request({}, f.ctx, &refs);
+  EXPECT_EQ(refs.size(), 10u);
+  EXPECT_EQ(all_refs.size(), 1u);  // Host
+  // A holder with two free places: the first two fields referenced, the rest listed.
+  refs.clear();
+  for (size_t i = 0; i + 2 < http1::HeaderRefs::kCapacity; ++i) ASSERT_TRUE(refs.push("x-pre", "v"));
+  const Headers listed = rewrite_request({}, f.ctx, &refs);
+  EXPECT_EQ(refs.size(), http1::HeaderRefs::kCapacity);
+  Headers rest;
+  for (const auto& r : refs)
+    if (r.name != "x-pre") rest.push_back({std::string(r.name), std::string(r.value)});
+  EXPECT_EQ(rest.size(), 2u);
+  rest.insert(rest.end(), listed.begin(), listed.end());
+  expect_same_fields(rewrite_request({}, f.ctx), rest);
 }
 
 TEST(HeaderRewrite, RequestHeadWritesReferencedFieldsAfterTheList) {
@@ -327,6 +452,25 @@ TEST(HeaderRewrite, RequestHeadWritesReferencedFieldsAfterTheList) {
   for (size_t i = refs.size(); i < http1::HeaderRefs::kCapacity; ++i) EXPECT_TRUE(refs.push("x", "y"));
   EXPECT_FALSE(refs.push("x-over", "z"));
   EXPECT_EQ(refs.size(), http1::HeaderRefs::kCapacity);
+}
+
+// push_owned copies the value into the holder, while its few bytes last.
+TEST(HeaderRewrite, HeaderRefsKeepShortValuesOfTheirOwn) {
+  http1::HeaderRefs refs;
+  std::string value = "8443";
+  ASSERT_TRUE(refs.push_owned("x-port", value));
+  value = "9999";  // the caller's bytes change; the kept copy does not
+  EXPECT_EQ(refs.begin()->value, "8443");
+  const std::string too_long(http1::HeaderRefs::kOwnedBytes, 'x');
+  EXPECT_FALSE(refs.push_owned("x-long", too_long));  // 4 bytes left
+  EXPECT_EQ(refs.size(), 1u);
+  EXPECT_TRUE(refs.push_owned("x-rest", too_long.substr(4)));
+  EXPECT_FALSE(refs.push_owned("x-empty-room", "1"));
+  EXPECT_TRUE(refs.push_owned("x-empty", ""));
+  refs.clear();
+  EXPECT_TRUE(refs.empty());
+  EXPECT_TRUE(refs.push_owned("x-again", too_long));
+  EXPECT_EQ(refs.begin()->value, too_long);
 }
 
 TEST(HeaderRewrite, ResponseRewriteAndSecurityHeaders) {
