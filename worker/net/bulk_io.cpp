@@ -175,14 +175,9 @@ bool OutputPump::attach(event_base* base, bufferevent* bev, bufferevent_data_cb 
   if (base == nullptr || bev == nullptr || bufferevent_getfd(bev) < 0) return false;
   SSL* ssl = bufferevent_openssl_get_ssl(bev);
   if (ssl != nullptr && SSL_is_init_finished(ssl) != 1) return false;  // handshaking: libevent's
-  flush_ev_ = event_new(base, -1, 0, &OutputPump::on_flush, this);
-  if (flush_ev_ == nullptr) return false;
+  if (event_assign(&flush_ev_, base, -1, 0, &OutputPump::on_flush, this) != 0) return false;
   cb_ = evbuffer_add_cb(bufferevent_get_output(bev), &OutputPump::on_change, this);
-  if (cb_ == nullptr) {
-    event_free(flush_ev_);
-    flush_ev_ = nullptr;
-    return false;
-  }
+  if (cb_ == nullptr) return false;
   bev_ = bev;
   ssl_ = ssl;
   write_cb_ = write_cb;
@@ -208,8 +203,7 @@ bool OutputPump::libevent_writing() const {
 void OutputPump::detach() {
   if (bev_ == nullptr) return;
   evbuffer_remove_cb_entry(bufferevent_get_output(bev_), cb_);
-  event_free(flush_ev_);
-  flush_ev_ = nullptr;
+  event_del(&flush_ev_);  // a scheduled flush is cancelled
   cb_ = nullptr;
   scheduled_ = false;
   bufferevent* bev = std::exchange(bev_, nullptr);
@@ -237,7 +231,7 @@ void OutputPump::on_change(evbuffer*, const evbuffer_cb_info* info, void* arg) {
   if (info->n_added == 0 || p->scheduled_ || p->bev_ == nullptr) return;
   if (p->libevent_writing()) return;
   p->scheduled_ = true;
-  event_active(p->flush_ev_, EV_TIMEOUT, 0);
+  event_active(&p->flush_ev_, EV_TIMEOUT, 0);
 }
 
 void OutputPump::on_flush(evutil_socket_t, short, void* arg) { static_cast<OutputPump*>(arg)->flush(); }

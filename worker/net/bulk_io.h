@@ -12,6 +12,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/event_struct.h>
 
 #include <cstddef>
 
@@ -117,7 +118,9 @@ class OutputPump {
   bufferevent* bev_ = nullptr;
   ssl_st* ssl_ = nullptr;         // TLS bufferevents: their SSL
   bool tls_handed_back_ = false;  // TLS: libevent finishes the current output
-  event* flush_ev_ = nullptr;
+  // The flush event lives in the pump (event_assign): no allocation per
+  // attach, which is once per backend exchange.
+  event flush_ev_{};
   evbuffer_cb_entry* cb_ = nullptr;
   bufferevent_data_cb write_cb_ = nullptr;
   void* arg_ = nullptr;

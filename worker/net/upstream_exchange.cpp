@@ -55,7 +55,7 @@ bool UpstreamExchange::start(Request req) {
 bool UpstreamExchange::connect(bool allow_pooled) {
   const proxy::BackendEndpoint& ep = ctx_.endpoints[req_.backend_index];
   if (!ep.resolved) return false;
-  parser_ = std::make_unique<http1::Parser>(http1::Parser::Kind::kResponse, ctx_.limits, &resp_sink_);
+  parser_.emplace(http1::Parser::Kind::kResponse, ctx_.limits, &resp_sink_);
   parser_->set_head_request(req_.head_request);
   connected_ = false;
   reused_ = false;

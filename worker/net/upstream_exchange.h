@@ -39,6 +39,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -123,7 +124,7 @@ class UpstreamExchange : public BackendExchange {
   Sink& sink_;
   Request req_;
   ResponseSink resp_sink_;
-  std::unique_ptr<http1::Parser> parser_;
+  std::optional<http1::Parser> parser_;  // in place: one allocation less per exchange
   BufferEventPtr up_;
   OutputPump pump_;         // write interest once connected (see bulk_io.h)
   EventPtr connect_timer_;  // fresh connections only; made by the first connect()
