@@ -13,6 +13,10 @@ void Graveyard::reap() {
   std::vector<Corpse> dead;
   dead.swap(dead_);
   dead.clear();
+  // The emptied list goes back, with its room, unless something was buried
+  // meanwhile: burying then costs no allocation per turn. The room kept is
+  // bounded; a burst's is given back.
+  if (dead_.empty() && dead.capacity() <= kKeptCapacity) dead_.swap(dead);
 }
 
 void Graveyard::turn_cb(evutil_socket_t, short, void* arg) {

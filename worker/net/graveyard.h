@@ -4,13 +4,15 @@
 // lingering client connections (Server), dead h2c backend sessions (H2cPool).
 //
 // Any type goes in (bury<T> records T's deleter; no allocation beyond the
-// list's), one libevent event per Graveyard, made at the first wake(). An
+// list's, which keeps its room from turn to turn), one libevent event per
+// Graveyard, made at the first wake(). An
 // object buried by a destructor while a reap is freeing the list is not freed
 // by that reap: it waits for the event, which runs again for it.
 #pragma once
 
 #include <event2/event.h>
 
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <vector>
@@ -21,6 +23,9 @@ namespace huginn::worker::net {
 
 class Graveyard {
  public:
+  // Entries of room the list keeps between turns (16 bytes each).
+  static constexpr size_t kKeptCapacity = 256;
+
   // `after` runs from the loop after each turn's objects are freed (Server:
   // reporting "drained" once the last connection is gone).
   explicit Graveyard(std::function<void()> after = {}) : after_(std::move(after)) {}
@@ -41,6 +46,7 @@ class Graveyard {
   // the objects may hand connections back to).
   void reap();
   size_t size() const { return dead_.size(); }
+  size_t capacity() const { return dead_.capacity(); }  // room of the list (tests)
 
  private:
   static void turn_cb(evutil_socket_t, short, void* arg);

@@ -420,9 +420,11 @@ void Http1Connection::on_exchange_head(http1::ResponseHead&& head) {
   }
   if (draining_ || ctx_.draining || ex_.down_until_close) ex_.client_keep_alive = false;
   if (!ex_.client_keep_alive) out.push_back({"Connection", "close"});
-  std::string buf;
+  std::string& buf = ctx_.scratch;
+  buf.clear();
   http1::append_response_head(buf, head.status, head.reason, out);
   write_client(buf);
+  if (buf.capacity() > WorkerContext::kScratchKeep) std::string().swap(buf);
   count_response(ctx_, metrics::Protocol::kHttp1, std::exchange(metrics_method_, metrics::kOtherMethod),
                  head.status, std::exchange(metrics_t0_us_, 0), ex_.domain, ex_.route);
   if (up_ && out_len(client_.get()) >= kHighWater) up_->pause_reading();

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "common/config/model.h"
@@ -46,6 +47,11 @@ struct WorkerContext {
   // [logging] access_log: created at the first finished request (access_log.h).
   std::shared_ptr<AccessLogWriter> access_log;
   uint64_t total_requests = 0;
+  // Where an HTTP/1.1 response head is put together before it is copied
+  // into the client's output: it keeps its room (up to kScratchKeep), so a
+  // head costs no allocation. Filled and emptied within one call.
+  std::string scratch;
+  static constexpr size_t kScratchKeep = 16 * 1024;
   // This worker's slot of the host-wide metrics table ([telemetry]
   // metrics_port); null when metrics are off (and in unit tests).
   metrics::Slot* metrics = nullptr;

@@ -126,5 +126,30 @@ TEST(Graveyard, AfterRunsOnEveryTurnAndWakeMakesATurnWithNothingBuried) {
   EXPECT_EQ(turns, 2);  // no turn without a bury or a wake
 }
 
+// The list keeps its room from turn to turn (no allocation per bury in steady
+// traffic), up to a bound; a burst's room is given back.
+TEST(Graveyard, TheListKeepsItsRoomBetweenTurnsUpToABound) {
+  BasePtr base(event_base_new());
+  ASSERT_TRUE(base);
+  int freed = 0;
+  Graveyard g;
+  for (int i = 0; i < 3; ++i) g.bury(base.get(), std::make_unique<CountedExchange>(&freed));
+  const size_t room = g.capacity();
+  ASSERT_GE(room, 3u);
+  event_base_loop(base.get(), EVLOOP_NONBLOCK);
+  EXPECT_EQ(freed, 3);
+  EXPECT_EQ(g.size(), 0u);
+  EXPECT_EQ(g.capacity(), room);
+  g.bury(base.get(), std::make_unique<CountedExchange>(&freed));
+  EXPECT_EQ(g.capacity(), room);  // no new list
+  g.reap();
+  EXPECT_EQ(freed, 4);
+  for (int i = 0; i < 1000; ++i) g.bury(base.get(), std::make_unique<CountedExchange>(&freed));
+  ASSERT_GT(g.capacity(), Graveyard::kKeptCapacity);
+  event_base_loop(base.get(), EVLOOP_NONBLOCK);
+  EXPECT_EQ(freed, 1004);
+  EXPECT_EQ(g.capacity(), 0u);  // the burst's room is given back
+}
+
 }  // namespace
 }  // namespace huginn::worker::net
