@@ -516,8 +516,7 @@ TEST_F(ReloadTest, WorkerCpuAffinityPinsWorkersAcrossReloadsAndRestarts) {
 
   // A list naming no CPU this process may use leaves that worker unpinned, with a warning.
   const std::string none = "worker_cpu_affinity = [\"1023\"]";
-  ASSERT_TRUE(reload_with(config(1, "A", "", none), "reloaded: generation 3 with 1 worker"))
-      << proxy_->log();
+  ASSERT_TRUE(reload_with(config(1, "A", "", none), "reloaded: generation 3 with 1 worker")) << proxy_->log();
   EXPECT_EQ(proxy_->log_count("with 1 workers"), 0) << proxy_->log();  // singular for one
   EXPECT_TRUE(workers_pinned(
       proxy_->pid(), 1, [&](uint32_t) { return all; }, &seen))

@@ -21,9 +21,9 @@
 #include <fstream>
 #include <iterator>
 #include <memory>
-#include <string_view>
 #include <sstream>
 #include <stdexcept>
+#include <string_view>
 #include <thread>
 
 #include <openssl/err.h>
