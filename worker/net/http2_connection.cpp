@@ -144,6 +144,7 @@ Http2Connection::Http2Connection(WorkerContext& ctx, BufferEventPtr transport, C
       drain_timer_(evtimer_new(ctx.base, &Http2Connection::drain_timer_cb, this)),
       kick_(event_new(ctx.base, -1, 0, &Http2Connection::kick_cb, this)) {
   akamai_on_ = ctx.cfg->fingerprint.http_enabled;
+  akamai_limit_ = ctx.cfg->fingerprint.max_capture;
 }
 
 Http2Connection::~Http2Connection() {
@@ -272,7 +273,11 @@ void Http2Connection::process_input() {
       bufferevent_disable(bev_.get(), EV_READ);
       break;
     }
-    const size_t n = std::min(len, kH2RecvSlice);
+    size_t n = std::min(len, kH2RecvSlice);
+    // While the fingerprint is read, no byte past max_capture goes in with
+    // the bytes before it: the limit falls exactly where it says.
+    const bool fp_open = akamai_open();
+    if (fp_open) n = std::min<size_t>(n, akamai_limit_ - akamai_seen_);
     unsigned char* p = evbuffer_pullup(in, static_cast<ev_ssize_t>(n));
     if (p == nullptr) {
       close();
@@ -296,6 +301,16 @@ void Http2Connection::process_input() {
       break;
     }
     evbuffer_drain(in, static_cast<size_t>(r));
+    if (fp_open) {
+      akamai_seen_ += static_cast<size_t>(r);
+      if (!akamai_.complete() && akamai_seen_ >= akamai_limit_) {
+        // No complete first HEADERS within max_capture bytes: no Akamai
+        // fingerprint for this connection (counted as not fingerprinted).
+        akamai_pseudo_.clear();
+        HLOG_DEBUG("client %s: HTTP/2: no fingerprint within the first %zu bytes (max_capture)",
+                   info_.peer_ip.c_str(), akamai_limit_);
+      }
+    }
     flush();
   }
   if (closed_) return;
@@ -479,7 +494,7 @@ int Http2Connection::on_invalid_header(nghttp2_session*, const nghttp2_frame* fr
 int Http2Connection::on_begin_headers(nghttp2_session* session, const nghttp2_frame* frame, void* user) {
   auto* c = static_cast<Http2Connection*>(user);
   if (c->closed_ || frame->hd.type != NGHTTP2_HEADERS) return 0;
-  if (c->akamai_on_ && !c->akamai_.complete()) {
+  if (c->akamai_open()) {
     c->akamai_stream_ = frame->hd.stream_id;
     c->akamai_pseudo_.clear();
   }
@@ -506,8 +521,8 @@ int Http2Connection::on_header(nghttp2_session* session, const nghttp2_frame* fr
   if (c->closed_ || frame->hd.type != NGHTTP2_HEADERS) return 0;
   const std::string_view n(reinterpret_cast<const char*>(name), namelen);
   const std::string_view v(reinterpret_cast<const char*>(value), valuelen);
-  if (c->akamai_on_ && !c->akamai_.complete() && frame->hd.stream_id == c->akamai_stream_ && !n.empty() &&
-      n[0] == ':' && c->akamai_pseudo_.size() < fp::kAkamaiMaxEntries)
+  if (c->akamai_open() && frame->hd.stream_id == c->akamai_stream_ && !n.empty() && n[0] == ':' &&
+      c->akamai_pseudo_.size() < fp::kAkamaiMaxEntries)
     c->akamai_pseudo_.emplace_back(n);
   auto* s = static_cast<Stream*>(nghttp2_session_get_stream_user_data(session, frame->hd.stream_id));
   if (s == nullptr || c->terminating_) return 0;
@@ -563,7 +578,7 @@ int Http2Connection::on_header(nghttp2_session* session, const nghttp2_frame* fr
 int Http2Connection::on_frame_recv(nghttp2_session* session, const nghttp2_frame* frame, void* user) {
   auto* c = static_cast<Http2Connection*>(user);
   if (c->closed_) return 0;
-  const bool fp_open = c->akamai_on_ && !c->akamai_.complete();
+  const bool fp_open = c->akamai_open();
   switch (frame->hd.type) {
     case NGHTTP2_SETTINGS: {
       if (frame->hd.flags & NGHTTP2_FLAG_ACK) break;

@@ -234,6 +234,13 @@ class Http2Connection : public Connection {
   // Akamai fingerprint state.
   fp::AkamaiBuilder akamai_;
   bool akamai_on_ = false;
+  // Connection bytes read while the fingerprint was open, and the limit
+  // ([fingerprint] max_capture): without a complete first HEADERS within it,
+  // the connection gets no Akamai fingerprint.
+  size_t akamai_seen_ = 0;
+  size_t akamai_limit_ = 0;
+  // The Akamai fingerprint is still being read: on, not fixed, within the limit.
+  bool akamai_open() const { return akamai_on_ && !akamai_.complete() && akamai_seen_ < akamai_limit_; }
   int32_t akamai_stream_ = 0;  // stream of the first HEADERS being received
   std::vector<std::string> akamai_pseudo_;
   // CONTINUATION frames of the header block being received.

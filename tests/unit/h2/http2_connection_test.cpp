@@ -244,6 +244,36 @@ TEST(Http2Connection, NoAkamaiWhenHttpFingerprintingDisabled) {
   EXPECT_EQ(reqs[0].header_count("x-huginn-net-akamai"), 0);  // stripped, nothing injected
 }
 
+// [fingerprint] max_capture: the first HEADERS must end within that many
+// bytes of the connection for an Akamai fingerprint; the limit falls exactly
+// on its byte. Past it the request is served without one.
+TEST(Http2Connection, AkamaiOnlyWhenTheFirstHeadersEndsWithinMaxCapture) {
+  // An extension frame nghttp2 ignores puts the HEADERS past the smallest
+  // limit allowed (1024); SETTINGS and HEADERS give the fingerprint.
+  const std::string bytes =
+      kPreface + frame(NGHTTP2_SETTINGS, 0, 0, std::string("\x00\x04\x00\x60\x00\x00", 6)) +
+      frame(0xfa, 0, 0, std::string(1000, 'x')) +
+      frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_STREAM | NGHTTP2_FLAG_END_HEADERS, 1,
+            hpack({{":method", "GET"}, {":scheme", "http"}, {":authority", "app.test"}, {":path", "/"}}));
+  ASSERT_GT(bytes.size(), 1024u);
+  const auto akamai_with = [&](const std::string& extra) {
+    Backend be;
+    H2Server srv(load_config(simple_config(be.address(), extra)));
+    RawClient rc(srv.port());
+    EXPECT_TRUE(rc.send(bytes));
+    EXPECT_TRUE(wait_for([&] { return be.requests() >= 1; }));
+    const auto reqs = be.received();
+    if (reqs.empty()) return std::string("<no request>");
+    return reqs[0].header_count("x-huginn-net-akamai") == 0 ? std::string("<none>")
+                                                            : reqs[0].header("x-huginn-net-akamai");
+  };
+  const std::string expected = "4:6291456|00|0|m,s,a,p";
+  EXPECT_EQ(akamai_with(""), expected);  // the default, 65536
+  EXPECT_EQ(akamai_with("[fingerprint]\nmax_capture = " + std::to_string(bytes.size()) + "\n"), expected);
+  EXPECT_EQ(akamai_with("[fingerprint]\nmax_capture = " + std::to_string(bytes.size() - 1) + "\n"), "<none>");
+  EXPECT_EQ(akamai_with("[fingerprint]\nmax_capture = 1024\n"), "<none>");
+}
+
 // Replaying each h2c oracle client's bytes yields the oracle's Akamai value.
 TEST(Http2Connection, OracleClientReplaysGiveOracleAkamai) {
   const std::string dir = std::string(HUGINN_TEST_DATA) + "/oracles/";
