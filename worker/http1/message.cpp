@@ -38,8 +38,12 @@ std::string_view trim_ows(std::string_view s) {
 
 std::string to_lower(std::string_view s) {
   std::string out(s);
-  for (auto& c : out) c = static_cast<char>(lower(static_cast<unsigned char>(c)));
+  lower_in_place(out);
   return out;
+}
+
+void lower_in_place(std::string& s) {
+  for (auto& c : s) c = static_cast<char>(lower(static_cast<unsigned char>(c)));
 }
 
 const Header* find_header(const Headers& headers, std::string_view name) {

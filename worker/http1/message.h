@@ -54,7 +54,6 @@ class HeaderRefs {
   const HeaderRef* begin() const { return items_.data(); }
   const HeaderRef* end() const { return items_.data() + count_; }
   size_t size() const { return count_; }
-  size_t room() const { return kCapacity - count_; }
   bool empty() const { return count_ == 0; }
 
  private:
@@ -100,6 +99,7 @@ bool is_tchar(unsigned char c);
 // Trims spaces and horizontal tabs at both ends.
 std::string_view trim_ows(std::string_view s);
 std::string to_lower(std::string_view s);
+void lower_in_place(std::string& s);
 // A Content-Length value: 1-19 decimal digits, nothing else.
 bool parse_content_length(std::string_view v, uint64_t* out);
 

@@ -548,8 +548,7 @@ int32_t H2cUpstream::submit() {
   if (!req_.authority.empty()) fields.add(":authority", req_.authority);
   fields.add(":path", req_.path);
   for (auto& h : req_.headers) {
-    for (char& c : h.name)
-      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    http1::lower_in_place(h.name);
     const std::string& name = h.name;
     if (name.empty() || name[0] == ':' || connection_specific(name)) continue;
     if (name == "te" && !http1::iequals(http1::trim_ows(h.value), "trailers")) continue;

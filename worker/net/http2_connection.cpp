@@ -59,11 +59,6 @@ class StatusText {
   size_t size_ = 0;
 };
 
-void lower_in_place(std::string& s) {
-  for (char& c : s)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-}
-
 bool valid_field_name(std::string_view name) {
   if (name.empty()) return false;
   for (const char c : name) {
@@ -808,7 +803,7 @@ void Http2Connection::respond_local(Stream& s, uint16_t status, std::string_view
   NvList fields;
   fields.add(":status", status_text.view());
   for (auto& h : parts.headers) {
-    lower_in_place(h.name);
+    http1::lower_in_place(h.name);
     if (!valid_field_name(h.name) || connection_specific(h.name)) continue;
     fields.add(h.name, h.value);
   }
@@ -921,7 +916,7 @@ void Http2Connection::on_stream_head(Stream& s, http1::ResponseHead&& head) {
   NvList fields;
   fields.add(":status", status_text.view());
   for (auto& h : rewritten) {
-    lower_in_place(h.name);
+    http1::lower_in_place(h.name);
     if (!valid_field_name(h.name) || connection_specific(h.name) || h.name == "content-length") continue;
     fields.add(h.name, h.value);
   }
