@@ -23,6 +23,7 @@
 
 #include "common/pcap/flow_fingerprints.h"
 #include "common/pcap/flows.h"
+#include "tests/support/harness.h"
 
 namespace huginn::capture {
 namespace {
@@ -198,10 +199,10 @@ std::vector<uint8_t> serialize(const Capture& c) {
   return b;
 }
 
+// One directory per test process, removed when the process exits.
 std::string temp_path(const std::string& name) {
-  const std::string dir = testing::TempDir() + "huginn_pcap_tool_" + std::to_string(getpid());
-  std::filesystem::create_directories(dir);
-  return dir + "/" + name;
+  static const ::huginn::testing::TempDir dir;
+  return dir.path() + "/" + name;
 }
 
 std::string write_file(const std::string& name, const std::vector<uint8_t>& bytes) {
