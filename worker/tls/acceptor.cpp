@@ -36,6 +36,21 @@ using BioPtr = sys::CHandle<BIO, BIO_free>;
 // handshake (read_ahead off) reads go straight to the socket again: libevent
 // reads only on socket readiness, so bytes held here would wait for the next
 // packet (Acceptor::succeed hands over what is left by activating the read).
+//
+// Two system calls per handshake are saved here:
+// - When the last recv came back short, the socket was empty. The next read
+//   asks for the client's answer to the flight just written, which cannot be
+//   there yet, so it reports "retry" without a recv. That happens once: the
+//   read after the socket is readable again goes to the socket. If the client
+//   was faster after all, epoll (level-triggered) reports the socket at once.
+// - TLS 1.3 session tickets, written after the client's Finished, go out with
+//   MSG_MORE: the kernel sends them in one segment with the next write (the
+//   HTTP/1.1 response, or the HTTP/2 server preface and SETTINGS) instead of a
+//   segment of their own. (TLS 1.2 tickets are part of the server's last
+//   flight, written with its Finished, so they go at once.) The client does
+//   not wait for a ticket. If nothing
+//   follows, the kernel sends them when its probe timer fires (about 200 ms),
+//   or at close.
 
 constexpr size_t kReadAhead = 4096;
 
@@ -44,6 +59,8 @@ struct FdBio {
   std::vector<uint8_t> prefix;
   size_t off = 0;
   bool read_ahead = true;
+  bool drained = false;      // the last recv (read-ahead) came back short
+  const SSL* ssl = nullptr;  // for the handshake state in bio_write; null: plain writes
   size_t remaining() const { return prefix.size() - off; }
 };
 
@@ -63,6 +80,11 @@ int bio_read(BIO* b, char* out, int len) {
     }
     return static_cast<int>(n);
   }
+  if (st->read_ahead && st->drained) {
+    st->drained = false;
+    BIO_set_retry_read(b);
+    return -1;
+  }
   const bool ahead = st->read_ahead && static_cast<size_t>(len) < kReadAhead;
   uint8_t buf[kReadAhead];
   char* into = ahead ? reinterpret_cast<char*>(buf) : out;
@@ -76,6 +98,7 @@ int bio_read(BIO* b, char* out, int len) {
     return -1;
   }
   if (!ahead) return static_cast<int>(r);
+  st->drained = static_cast<size_t>(r) < want;
   const size_t n = std::min(static_cast<size_t>(r), static_cast<size_t>(len));
   std::memcpy(out, buf, n);
   st->prefix.assign(buf + n, buf + r);  // empty when OpenSSL took it all
@@ -87,9 +110,13 @@ int bio_write(BIO* b, const char* in, int len) {
   BIO_clear_retry_flags(b);
   FdBio* st = state(b);
   if (st == nullptr || in == nullptr || len <= 0) return 0;
+  const int more = st->ssl != nullptr && SSL_get_state(st->ssl) == TLS_ST_SW_SESSION_TICKET &&
+                           SSL_version(st->ssl) == TLS1_3_VERSION
+                       ? MSG_MORE
+                       : 0;
   ssize_t r;
   do {
-    r = ::send(st->fd, in, static_cast<size_t>(len), MSG_NOSIGNAL);
+    r = ::send(st->fd, in, static_cast<size_t>(len), MSG_NOSIGNAL | more);
   } while (r < 0 && errno == EINTR);
   if (r >= 0) return static_cast<int>(r);
   if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_write(b);
@@ -152,7 +179,7 @@ const BIO_METHOD* fd_prefix_method() {
   return method.get();
 }
 
-BioPtr new_fd_bio(int fd, std::vector<uint8_t> prefix) {
+BioPtr new_fd_bio(int fd, std::vector<uint8_t> prefix, bool drained, const SSL* ssl) {
   const BIO_METHOD* m = fd_prefix_method();
   if (m == nullptr) return nullptr;
   BioPtr b(BIO_new(m));
@@ -160,6 +187,8 @@ BioPtr new_fd_bio(int fd, std::vector<uint8_t> prefix) {
   auto* st = new FdBio;
   st->fd = fd;
   st->prefix = std::move(prefix);
+  st->drained = drained;
+  st->ssl = ssl;
   BIO_set_data(b.get(), st);
   BIO_set_init(b.get(), 1);
   BIO_set_shutdown(b.get(), 0);
@@ -270,8 +299,9 @@ void Acceptor::read_hello() {
   uint8_t buf[16 * 1024];
   const size_t room = kMaxClientHelloBytes - hello_.size();
   ssize_t r;
+  const size_t want = std::min(sizeof(buf), room);
   do {
-    r = ::recv(fd_.get(), buf, std::min(sizeof(buf), room), 0);
+    r = ::recv(fd_.get(), buf, want, 0);
   } while (r < 0 && errno == EINTR);
   if (r < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return;
@@ -284,6 +314,7 @@ void Acceptor::read_hello() {
     return;
   }
   hello_.insert(hello_.end(), buf, buf + r);
+  hello_drained_ = static_cast<size_t>(r) < want;
   process_hello();
 }
 
@@ -330,7 +361,7 @@ void Acceptor::start_handshake() {
   }
   std::vector<uint8_t> prefix;
   prefix.swap(hello_);
-  BioPtr bio = new_fd_bio(fd_.get(), std::move(prefix));
+  BioPtr bio = new_fd_bio(fd_.get(), std::move(prefix), hello_drained_, ssl_.get());
   if (!bio) {
     fail("BIO_new failed");
     return;

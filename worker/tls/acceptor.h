@@ -98,6 +98,7 @@ class Acceptor {
   Selection selection_;
   SslPtr ssl_;
   bool initial_pending_ = false;
+  bool hello_drained_ = false;  // the last recv of the ClientHello came back short
   bool finished_ = false;
 };
 

@@ -624,6 +624,32 @@ TEST_F(TlsTest, RequestInSameWriteAsFinishedIsDelivered) {
   }
 }
 
+// TLS 1.3 session tickets are written after the client's Finished with
+// MSG_MORE, so they travel in one segment with the server's first
+// application bytes (here the greeting) instead of a segment of their own:
+// the flight, then tickets and greeting. TLS 1.2 tickets belong to the
+// server's last flight (a full handshake has two flights, then the greeting).
+// A resumed handshake has one flight in both versions.
+TEST_F(TlsTest, SessionTicketsTravelWithTheFirstApplicationBytes) {
+  auto set = build(simple_config());
+  for (int max : {TLS1_3_VERSION, TLS1_2_VERSION}) {
+    SCOPED_TRACE(max);
+    ClientOptions o = client();
+    o.max_version = max;
+    TestServer srv(set);
+    const ClientResult full = connect_and_run(srv, o);
+    ASSERT_TRUE(full.greeting_ok) << full.error;
+    ASSERT_TRUE(full.session);
+    EXPECT_EQ(full.data_segments_in, max == TLS1_3_VERSION ? 2u : 3u);
+    o.session = full.session;
+    TestServer again(set);
+    const ClientResult resumed = connect_and_run(again, o);
+    ASSERT_TRUE(resumed.greeting_ok) << resumed.error;
+    EXPECT_TRUE(resumed.reused);
+    EXPECT_EQ(resumed.data_segments_in, 2u);
+  }
+}
+
 TEST_F(TlsTest, ConnectionOutlivesItsContextSet) {
   auto set = build(simple_config());
   std::weak_ptr<const ContextSet> weak = set;

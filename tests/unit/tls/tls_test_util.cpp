@@ -357,6 +357,7 @@ ClientResult run_client(uint16_t port, const ClientOptions& o) {
         c.record_error("read greeting");
         break;
       }
+      if (res.greeting_ok) res.data_segments_in = data_segments_in(fd);
       if (res.greeting_ok && !o.after_greeting.empty()) {
         SSL_write(ssl, o.after_greeting.data(), static_cast<int>(o.after_greeting.size()));
         c.flush();

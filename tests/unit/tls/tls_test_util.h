@@ -118,11 +118,15 @@ struct ClientResult {
   std::string peer_cn;
   std::vector<std::string> ca_names;  // CA names from the CertificateRequest (one-line)
   SessionPtr session;
-  bool server_closed = false;  // send_nothing: the server closed the connection
+  bool server_closed = false;     // send_nothing: the server closed the connection
+  uint32_t data_segments_in = 0;  // TCP segments with data received up to the greeting (TCP_INFO)
   int64_t closed_after_ms = -1;
 };
 
 ClientResult run_client(uint16_t port, const ClientOptions& o);
+
+// TCP segments with data that the socket has received (TCP_INFO; tcp_segments.cpp).
+uint32_t data_segments_in(int fd);
 
 // Runs the client in a thread while the server loop runs; returns when the
 // client finished and the server's last connection finished (or timeout).
