@@ -6,6 +6,8 @@
 
 #include <cstring>
 
+#include "common/net/http_token.h"
+
 namespace huginn::config::valid {
 
 namespace {
@@ -27,8 +29,7 @@ bool pton(int family, std::string_view s, void* out) {
 
 std::string lower(std::string_view s) {
   std::string out(s);
-  for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  huginn::net::ascii_lower_in_place(out);
   return out;
 }
 

@@ -10,17 +10,6 @@ bool is_tchar(char c) { return huginn::net::is_tchar(static_cast<unsigned char>(
 
 bool is_vchar(char c) { return c >= 0x21 && c <= 0x7e; }
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
 std::string_view trim_ows(std::string_view v) {
   while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
   while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
@@ -55,8 +44,8 @@ bool parse_header_line(std::string_view line) {
   const std::string_view value = trim_ows(line.substr(colon + 1));
   for (char c : value)
     if (!is_vchar(c) && c != ' ' && c != '\t' && static_cast<unsigned char>(c) < 0x80) return false;
-  if (iequals(name, "transfer-encoding")) return false;
-  if (iequals(name, "content-length") && value != "0") return false;
+  if (huginn::net::ascii_iequals(name, "transfer-encoding")) return false;
+  if (huginn::net::ascii_iequals(name, "content-length") && value != "0") return false;
   return true;
 }
 

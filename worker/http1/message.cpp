@@ -4,18 +4,7 @@
 
 namespace huginn::worker::http1 {
 
-namespace {
-unsigned char lower(unsigned char c) {
-  return (c >= 'A' && c <= 'Z') ? static_cast<unsigned char>(c + 32) : c;
-}
-}  // namespace
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (lower(static_cast<unsigned char>(a[i])) != lower(static_cast<unsigned char>(b[i]))) return false;
-  return true;
-}
+bool iequals(std::string_view a, std::string_view b) { return huginn::net::ascii_iequals(a, b); }
 
 bool is_tchar(unsigned char c) { return huginn::net::is_tchar(c); }
 
@@ -42,9 +31,7 @@ std::string to_lower(std::string_view s) {
   return out;
 }
 
-void lower_in_place(std::string& s) {
-  for (auto& c : s) c = static_cast<char>(lower(static_cast<unsigned char>(c)));
-}
+void lower_in_place(std::string& s) { huginn::net::ascii_lower_in_place(s); }
 
 const Header* find_header(const Headers& headers, std::string_view name) {
   for (const auto& h : headers)

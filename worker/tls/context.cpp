@@ -11,6 +11,7 @@
 #include <climits>
 #include <cstring>
 
+#include "common/net/http_token.h"
 #include "common/sys/log.h"
 
 namespace huginn::worker::tls {
@@ -166,8 +167,7 @@ std::string client_sni(SSL* ssl) {
     if (off + n > len) return {};
     if (type == TLSEXT_NAMETYPE_host_name) {
       std::string name(reinterpret_cast<const char*>(p + off), n);
-      for (char& c : name)
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+      huginn::net::ascii_lower_in_place(name);
       if (!name.empty() && name.back() == '.') name.pop_back();
       return name;
     }
