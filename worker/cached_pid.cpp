@@ -4,9 +4,9 @@
 // OpenSSL 3.0 checks for a fork on every random-number request: its DRBG
 // compares getpid() with the pid it was seeded in. glibc stopped caching the
 // pid in 2.25, so every request was a system call. A resumed TLS 1.3
-// connection makes five (server random, key share, ticket nonce and age,
-// ticket IV), and a full handshake makes more. Each costs about 1 µs on the
-// virtual machines this runs on (bench/README.md, "Runs 34-35"). This
+// connection made five (server random, key share, ticket nonce and age,
+// ticket IV). Each cost about 1 µs on the virtual machines this runs on
+// (bench/README.md, "Runs 34 and 35"). This
 // definition is in the executable, so the dynamic linker binds libcrypto's
 // getpid to it, not to libc's.
 //
