@@ -6,9 +6,8 @@
 // pid in 2.25, so every request was a system call. A resumed TLS 1.3
 // connection made five (server random, key share, ticket nonce and age,
 // ticket IV). Each cost about 1 µs on the virtual machines this runs on
-// (bench/README.md, "Runs 34 and 35"). This
-// definition is in the executable, so the dynamic linker binds libcrypto's
-// getpid to it, not to libc's.
+// (bench/README.md, "Runs 34 and 35"). This definition is in the executable,
+// so the dynamic linker binds libcrypto's getpid to it, not to libc's.
 //
 // This is safe because the worker never forks. Its seccomp filter kills
 // clone and fork, and RLIMIT_NPROC is 0. If a fork did happen before the

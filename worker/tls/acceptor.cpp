@@ -48,9 +48,8 @@ using BioPtr = sys::CHandle<BIO, BIO_free>;
 //   HTTP/1.1 response, or the HTTP/2 server preface and SETTINGS) instead of a
 //   segment of their own. (TLS 1.2 tickets are part of the server's last
 //   flight, written with its Finished, so they go at once.) The client does
-//   not wait for a ticket. If nothing
-//   follows, the kernel sends them when its probe timer fires (about 200 ms),
-//   or at close.
+//   not wait for a ticket. If nothing follows, the kernel sends them when its
+//   probe timer fires (about 200 ms), or at close.
 
 constexpr size_t kReadAhead = 4096;
 
@@ -60,7 +59,7 @@ struct FdBio {
   size_t off = 0;
   bool read_ahead = true;
   bool drained = false;      // the last recv (read-ahead) came back short
-  const SSL* ssl = nullptr;  // for the handshake state in bio_write; null: plain writes
+  const SSL* ssl = nullptr;  // during the handshake, for its state in bio_write; then null
   size_t remaining() const { return prefix.size() - off; }
 };
 
@@ -429,7 +428,10 @@ void Acceptor::succeed() {
   // already hold would never make the socket readable again: libevent reads
   // only on socket readiness, so its read event is activated by hand.
   BIO* rbio = SSL_get_rbio(ssl);
-  if (FdBio* st = rbio != nullptr ? state(rbio) : nullptr) st->read_ahead = false;
+  if (FdBio* st = rbio != nullptr ? state(rbio) : nullptr) {
+    st->read_ahead = false;
+    st->ssl = nullptr;  // the tickets are written: no state check per write from here on
+  }
   const bool pending = SSL_has_pending(ssl) == 1 || (rbio != nullptr && BIO_pending(rbio) > 0);
   bufferevent* bev = bufferevent_openssl_socket_new(base_, fd_.get(), ssl, BUFFEREVENT_SSL_OPEN,
                                                     BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
