@@ -324,10 +324,10 @@ void Server::Impl::connection_closed(net::Connection* c) {
 
 void Server::Impl::linger(net::BufferEventPtr bev) {
   if (!bev) return;
-  net::send_close_notify(bev.get());
+  const bool shut = net::send_close_notify(bev.get());
   if (lingering.size() >= net::kMaxLingering) return;  // freed (closed) here
   const evutil_socket_t fd = bufferevent_getfd(bev.get());
-  if (fd < 0 || ::shutdown(fd, SHUT_WR) != 0) return;
+  if (fd < 0 || (!shut && ::shutdown(fd, SHUT_WR) != 0)) return;
   auto l = std::make_unique<Lingering>();
   l->impl = this;
   l->bev = std::move(bev);

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -79,6 +80,14 @@ class Pki {
   std::string dir_;
 };
 
+// One TCP segment of a capture, as tcpdump prints it.
+struct Segment {
+  uint16_t from_port = 0;
+  std::string flags;  // tcpdump's: "S", "S.", "P.", "F.", "FP.", "R" ...
+  size_t length = 0;  // payload bytes
+  bool fin() const { return flags.find('F') != std::string::npos; }
+};
+
 // tcpdump on loopback for one port, written to a pcap file.
 class Capture {
  public:
@@ -92,9 +101,7 @@ class Capture {
   bool ready() const { return ready_; }
   // Stops the capture and returns huginnctl's per-flow fingerprints.
   std::vector<Json::Value> flows() {
-    std::this_thread::sleep_for(200ms);  // the last segments reach the file
-    proc_->signal(SIGINT);
-    proc_->wait_exit(10000);
+    stop();
     std::string out;
     EXPECT_EQ(run_command({binary_path("bin/huginnctl"), "fingerprint", "--pcap", file_, "--json"}, &out), 0)
         << out;
@@ -105,8 +112,30 @@ class Capture {
       if (!line.empty()) v.push_back(parse_json(line));
     return v;
   }
+  // Stops the capture and returns its segments in order.
+  std::vector<Segment> segments() {
+    stop();
+    std::string out;
+    EXPECT_EQ(run_command({"/usr/bin/tcpdump", "-r", file_, "-nn"}, &out), 0) << out;
+    static const std::regex line(R"(IP \S+\.(\d+) > \S+: Flags \[([^\]]*)\].* length (\d+))");
+    std::vector<Segment> v;
+    std::istringstream lines(out);
+    std::string l;
+    std::smatch m;
+    while (std::getline(lines, l))
+      if (std::regex_search(l, m, line))
+        v.push_back({static_cast<uint16_t>(std::stoi(m[1])), m[2], std::stoul(m[3])});
+    return v;
+  }
 
  private:
+  void stop() {
+    if (!proc_) return;
+    std::this_thread::sleep_for(200ms);  // the last segments reach the file
+    proc_->signal(SIGINT);
+    proc_->wait_exit(10000);
+    proc_.reset();
+  }
   std::string file_;
   std::unique_ptr<Process> proc_;
   bool ready_ = false;
@@ -327,6 +356,48 @@ TEST_F(TlsTest, OpensslSClientVersionsAndServerNames) {
     EXPECT_EQ(ja4.substr(1, 2), c.version) << ja4;
     EXPECT_EQ(ja4[3], c.sni) << ja4;
     EXPECT_EQ(ja4.substr(8, 2), "00") << "s_client offers no ALPN: " << ja4;
+  }
+}
+
+// A response that ends its connection leaves in one segment with the TLS
+// close_notify and the FIN: the output is held back with MSG_MORE once the
+// close is decided, and the shutdown of the write side sends it all
+// (worker/tls/held_output.h). Otherwise that is three segments.
+TEST_F(TlsTest, LastResponseCloseNotifyAndFinShareOneSegment) {
+  if (geteuid() != 0 || !have("/usr/bin/tcpdump"))
+    GTEST_SKIP() << "needs root and tcpdump to capture loopback";
+  start(config(1));
+  for (int version : {TLS1_3_VERSION, TLS1_2_VERSION}) {
+    SCOPED_TRACE(version);
+    Capture cap(dir_.path() + "/last" + std::to_string(version) + ".pcap", tls_port_,
+                dir_.path() + "/tcpdump-last.log");
+    ASSERT_TRUE(cap.ready()) << "tcpdump did not start";
+    TlsOptions o;
+    o.sni = "localhost";
+    o.min_version = o.max_version = version;
+    size_t body = 0;
+    {
+      HttpClient c("127.0.0.1", tls_port_, o);
+      ASSERT_TRUE(c.connected()) << c.tls_error();
+      ASSERT_TRUE(c.send("GET /last HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"));
+      const HttpResponse r = c.read_response();
+      ASSERT_TRUE(r.ok);
+      EXPECT_EQ(r.status, 200);
+      EXPECT_EQ(r.header("connection"), "close");
+      body = r.body.size();
+      EXPECT_TRUE(c.wait_closed()) << "close_notify, then EOF";
+    }
+    std::vector<Segment> server;  // the proxy's segments with payload or FIN
+    for (const Segment& s : cap.segments())
+      if (s.from_port == tls_port_ && (s.length > 0 || s.fin())) server.push_back(s);
+    ASSERT_FALSE(server.empty());
+    EXPECT_EQ(std::count_if(server.begin(), server.end(), [](const Segment& s) { return s.fin(); }), 1);
+    const Segment& last = server.back();
+    EXPECT_TRUE(last.fin()) << last.flags;
+    // The response (head and body) and the close_notify (a record of at least 24 bytes).
+    EXPECT_GT(last.length, body + 24) << "the FIN came without the response";
+    // TLS 1.3: the server's flight, then everything else. TLS 1.2: two flights.
+    EXPECT_EQ(server.size(), version == TLS1_3_VERSION ? 2u : 3u);
   }
 }
 

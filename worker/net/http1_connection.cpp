@@ -1,6 +1,7 @@
 #include "worker/net/http1_connection.h"
 
 #include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
 
 #include <algorithm>
 
@@ -9,6 +10,7 @@
 #include "worker/net/bulk_io.h"
 #include "worker/net/tls_shutdown.h"
 #include "worker/proxy/admission.h"
+#include "worker/tls/held_output.h"
 
 namespace huginn::worker::net {
 
@@ -108,6 +110,9 @@ void Http1Connection::start_flush_close() {
     close();
     return;
   }
+  // The rest of the output ends the connection: over TLS it waits in the
+  // kernel for the close_notify and the FIN (close()), one segment for all.
+  if (info_.tls) tls::hold_output(bufferevent_openssl_get_ssl(client_.get()));
   timer_mode_ = TimerMode::kFlush;
   arm_client_timer(ctx_.cfg->timeout.proxy_idle_ms);
 }

@@ -3,7 +3,10 @@
 // send_close_notify: a TLS close_notify alert before the socket closes, as
 // RFC 8446 §6.1 asks (OpenSSL 3 clients report a missing one as "unexpected
 // eof"). One non-blocking attempt; the error queue is cleared so that a
-// failure cannot leak into the next connection's SSL_get_error.
+// failure cannot leak into the next connection's SSL_get_error. When the
+// connection held its output back (tls/held_output.h), the socket's write
+// side is shut down right after: the held bytes, the close_notify and the FIN
+// leave in one segment.
 //
 // unread_input: whether closing now would leave client bytes unread, in the
 // bufferevent, in OpenSSL's record buffer or in the kernel's receive queue.
@@ -19,15 +22,21 @@
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 
+#include "worker/tls/held_output.h"
+
 namespace huginn::worker::net {
 
-// No-op for a plain socket bufferevent.
-inline void send_close_notify(bufferevent* bev) {
-  if (bev == nullptr) return;
-  if (SSL* ssl = bufferevent_openssl_get_ssl(bev)) {
-    if ((SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN) == 0 && SSL_is_init_finished(ssl)) SSL_shutdown(ssl);
-    ERR_clear_error();
-  }
+// No-op for a plain socket bufferevent. True when it shut the write side
+// down (held output).
+inline bool send_close_notify(bufferevent* bev) {
+  if (bev == nullptr) return false;
+  SSL* ssl = bufferevent_openssl_get_ssl(bev);
+  if (ssl == nullptr) return false;
+  if ((SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN) == 0 && SSL_is_init_finished(ssl)) SSL_shutdown(ssl);
+  ERR_clear_error();
+  if (!tls::release_output(ssl)) return false;
+  const evutil_socket_t fd = bufferevent_getfd(bev);
+  return fd >= 0 && ::shutdown(fd, SHUT_WR) == 0;
 }
 
 // One recv(MSG_PEEK | MSG_DONTWAIT) of a byte; an error or EOF counts as

@@ -10,10 +10,12 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <utility>
 
 #include "common/fingerprint/clienthello.h"
 #include "common/fingerprint/ja4.h"
 #include "common/sys/log.h"
+#include "worker/tls/held_output.h"
 
 namespace huginn::worker::tls {
 
@@ -50,6 +52,9 @@ using BioPtr = sys::CHandle<BIO, BIO_free>;
 //   flight, written with its Finished, so they go at once.) The client does
 //   not wait for a ticket. If nothing follows, the kernel sends them when its
 //   probe timer fires (about 200 ms), or at close.
+//
+// A connection whose output ends it holds that output back the same way
+// (held_output.h): its last response, close_notify and FIN share a segment.
 
 constexpr size_t kReadAhead = 4096;
 
@@ -59,6 +64,7 @@ struct FdBio {
   size_t off = 0;
   bool read_ahead = true;
   bool drained = false;      // the last recv (read-ahead) came back short
+  bool held = false;         // hold_output(): every write with MSG_MORE
   const SSL* ssl = nullptr;  // during the handshake, for its state in bio_write; then null
   size_t remaining() const { return prefix.size() - off; }
 };
@@ -109,8 +115,8 @@ int bio_write(BIO* b, const char* in, int len) {
   BIO_clear_retry_flags(b);
   FdBio* st = state(b);
   if (st == nullptr || in == nullptr || len <= 0) return 0;
-  const int more = st->ssl != nullptr && SSL_get_state(st->ssl) == TLS_ST_SW_SESSION_TICKET &&
-                           SSL_version(st->ssl) == TLS1_3_VERSION
+  const int more = st->held || (st->ssl != nullptr && SSL_get_state(st->ssl) == TLS_ST_SW_SESSION_TICKET &&
+                                SSL_version(st->ssl) == TLS1_3_VERSION)
                        ? MSG_MORE
                        : 0;
   ssize_t r;
@@ -141,6 +147,12 @@ long bio_ctrl(BIO* b, int cmd, long num, void* ptr) {
       return 1;
     case BIO_CTRL_PENDING:
       return st != nullptr ? static_cast<long>(st->remaining()) : 0;
+    case kBioCtrlHoldOutput:
+      if (st == nullptr) return 0;
+      st->held = true;
+      return 1;
+    case kBioCtrlReleaseOutput:
+      return st != nullptr && std::exchange(st->held, false) ? 1 : 0;
     case BIO_CTRL_WPENDING:
     case BIO_CTRL_EOF:
     default:

@@ -1,6 +1,7 @@
 // worker/tls: ContextSet (certificates, SNI, mTLS, ALPN, versions, ciphers,
 // groups, tickets) and Acceptor (ClientHello capture, JA4, handshake,
 // hand-over to bufferevent_openssl), against a real OpenSSL client over TCP.
+#include <event2/bufferevent_ssl.h>
 #include <gtest/gtest.h>
 #include <openssl/ssl.h>
 
@@ -10,6 +11,7 @@
 #include "common/fingerprint/ja4.h"
 #include "tests/support/test_certs.h"
 #include "tests/unit/tls/tls_test_util.h"
+#include "worker/tls/held_output.h"
 
 namespace huginn::worker::tls::test {
 namespace {
@@ -648,6 +650,35 @@ TEST_F(TlsTest, SessionTicketsTravelWithTheFirstApplicationBytes) {
     EXPECT_TRUE(resumed.reused);
     EXPECT_EQ(resumed.data_segments_in, 2u);
   }
+}
+
+// The socket BIO of an accepted connection holds its output on request
+// (held_output.h); the release reports the hold once. OpenSSL's own socket
+// BIO knows no such request.
+TEST_F(TlsTest, OutputHoldIsReleasedOnce) {
+  TestServer srv(build(simple_config()));
+  const ClientResult r = connect_and_run(srv, client());
+  ASSERT_TRUE(r.greeting_ok) << r.error;
+  ASSERT_TRUE(srv.last()->bev);
+  SSL* ssl = bufferevent_openssl_get_ssl(srv.last()->bev.get());
+  ASSERT_NE(ssl, nullptr);
+  EXPECT_FALSE(release_output(ssl));
+  EXPECT_TRUE(hold_output(ssl));
+  EXPECT_TRUE(release_output(ssl));
+  EXPECT_FALSE(release_output(ssl));
+
+  EXPECT_FALSE(hold_output(nullptr));
+  EXPECT_FALSE(release_output(nullptr));
+  SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+  ASSERT_NE(ctx, nullptr);
+  SSL* plain = SSL_new(ctx);
+  ASSERT_NE(plain, nullptr);
+  EXPECT_FALSE(hold_output(plain)) << "no BIO";
+  SSL_set_fd(plain, srv.last()->bev ? bufferevent_getfd(srv.last()->bev.get()) : -1);
+  EXPECT_FALSE(hold_output(plain)) << "OpenSSL's socket BIO";
+  EXPECT_FALSE(release_output(plain));
+  SSL_free(plain);
+  SSL_CTX_free(ctx);
 }
 
 TEST_F(TlsTest, ConnectionOutlivesItsContextSet) {
