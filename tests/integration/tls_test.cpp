@@ -401,6 +401,30 @@ TEST_F(TlsTest, LastResponseCloseNotifyAndFinShareOneSegment) {
   }
 }
 
+// A client that closes its side for good (close_notify and FIN) gets the FIN
+// alone: a close_notify would reach a closed socket and come back as a reset.
+// One that sends only the alert may be waiting for ours (a bidirectional
+// shutdown), and gets it.
+TEST_F(TlsTest, CloseNotifyAnswersOnlyAClientThatStillListens) {
+  start(config(1));
+  TlsOptions o;
+  o.sni = "localhost";
+  for (bool fin : {true, false}) {
+    SCOPED_TRACE(fin ? "close_notify and FIN" : "close_notify alone");
+    HttpClient c("127.0.0.1", tls_port_, o);
+    ASSERT_TRUE(c.connected()) << c.tls_error();
+    ASSERT_TRUE(c.send("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+    ASSERT_TRUE(c.read_response().ok);
+    c.pump(100);  // the TLS 1.3 tickets, read
+    const ssize_t after = c.close_notify_then_drain(fin);
+    if (fin) {
+      EXPECT_EQ(after, 0) << "bytes after the client closed: a close_notify";
+    } else {
+      EXPECT_GE(after, 24) << "no close_notify for a client that waits for it";
+    }
+  }
+}
+
 TEST_F(TlsTest, ClientSentFingerprintHeadersNeverReachTheBackend) {
   start(config(1));
   for (const char* proto : {"--http2", "--http1.1"}) {

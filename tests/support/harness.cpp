@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -588,6 +589,27 @@ bool HttpClient::wait_closed(int timeout_ms) {
     char tmp[4096];
     ssize_t r = raw_recv(tmp, sizeof tmp);
     if (r <= 0) return true;
+  }
+}
+
+ssize_t HttpClient::close_notify_then_drain(bool fin, int timeout_ms) {
+  if (fd_ < 0 || ssl_ == nullptr) return -1;
+  const int on = 1, off = 0;
+  if (fin) setsockopt(fd_, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+  SSL_shutdown(ssl_);
+  if (fin) {
+    ::shutdown(fd_, SHUT_WR);
+    setsockopt(fd_, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
+  }
+  const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  ssize_t total = 0;
+  for (;;) {
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, ms_left(deadline)) <= 0) return -1;
+    char tmp[4096];
+    const ssize_t r = ::recv(fd_, tmp, sizeof tmp, 0);
+    if (r <= 0) return total;
+    total += r;
   }
 }
 

@@ -140,6 +140,11 @@ class HttpClient {
   bool wait_received(const std::string& needle, int timeout_ms = 15000);
 
   // TLS connections only.
+  // Sends the client's close_notify; with `fin`, the socket's write side is
+  // shut down too and the FIN travels in the same segment (TCP_CORK). Then
+  // reads the raw bytes the server still sends until it closes: their count
+  // (a close_notify is a record of at least 24 bytes), or -1 on a timeout.
+  ssize_t close_notify_then_drain(bool fin, int timeout_ms = 5000);
   const std::string& tls_error() const { return tls_error_; }
   bool session_reused() const;
   std::string alpn() const;

@@ -2,11 +2,12 @@
 //
 // send_close_notify: a TLS close_notify alert before the socket closes, as
 // RFC 8446 §6.1 asks (OpenSSL 3 clients report a missing one as "unexpected
-// eof"). One non-blocking attempt; the error queue is cleared so that a
-// failure cannot leak into the next connection's SSL_get_error. When the
-// connection held its output back (tls/held_output.h), the socket's write
-// side is shut down right after: the held bytes, the close_notify and the FIN
-// leave in one segment.
+// eof"), unless the client has closed its side for good (client_closed).
+// One non-blocking attempt; the error queue is cleared so that a failure
+// cannot leak into the next connection's SSL_get_error. When the connection
+// held its output back (tls/held_output.h), the socket's write side is shut
+// down right after: the held bytes, the close_notify and the FIN leave in one
+// segment.
 //
 // unread_input: whether closing now would leave client bytes unread, in the
 // bufferevent, in OpenSSL's record buffer or in the kernel's receive queue.
@@ -26,16 +27,34 @@
 
 namespace huginn::worker::net {
 
+// Whether the client has closed its side for good: its close_notify was read
+// and its FIN is in (recv sees the end of the stream). A close_notify sent now
+// reaches a socket its client has closed, typically, and comes back as a
+// reset; it is marked sent instead (nginx sends none once the client's has
+// arrived, FIN or not). A client that sent only the alert, and may wait for
+// ours (a bidirectional shutdown), still gets it.
+inline bool client_closed(SSL* ssl, evutil_socket_t fd) {
+  if ((SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN) == 0 || fd < 0) return false;
+  char byte = 0;
+  return ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
 // No-op for a plain socket bufferevent. True when it shut the write side
 // down (held output).
 inline bool send_close_notify(bufferevent* bev) {
   if (bev == nullptr) return false;
   SSL* ssl = bufferevent_openssl_get_ssl(bev);
   if (ssl == nullptr) return false;
-  if ((SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN) == 0 && SSL_is_init_finished(ssl)) SSL_shutdown(ssl);
+  const evutil_socket_t fd = bufferevent_getfd(bev);
+  if ((SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN) == 0 && SSL_is_init_finished(ssl)) {
+    if (client_closed(ssl, fd)) {
+      SSL_set_shutdown(ssl, SSL_get_shutdown(ssl) | SSL_SENT_SHUTDOWN);
+    } else {
+      SSL_shutdown(ssl);
+    }
+  }
   ERR_clear_error();
   if (!tls::release_output(ssl)) return false;
-  const evutil_socket_t fd = bufferevent_getfd(bev);
   return fd >= 0 && ::shutdown(fd, SHUT_WR) == 0;
 }
 
