@@ -425,6 +425,31 @@ TEST_F(TlsTest, CloseNotifyAnswersOnlyAClientThatStillListens) {
   }
 }
 
+// 312,000 bytes of pipelined requests, more than the 256 KiB the proxy reads
+// ahead of its work: libevent stops reading at that watermark, possibly inside
+// a TLS record whose rest OpenSSL has decrypted and holds. Reading resumes
+// from those bytes when the input drains (bulk_io.h, read_tls_pending), not
+// at the next socket readiness, which never comes: the client has sent all
+// and waits for the answers.
+TEST_F(TlsTest, PipelinedRequestsBeyondTheReadWatermarkAreAllAnswered) {
+  start(config(1));
+  TlsOptions o;
+  o.sni = "localhost";
+  HttpClient c("127.0.0.1", tls_port_, o);
+  ASSERT_TRUE(c.connected()) << c.tls_error();
+  const std::string one = "GET /p HTTP/1.1\r\nHost: localhost\r\nX-Pad: " + std::string(60, 'p') + "\r\n\r\n";
+  constexpr int kRequests = 3000;
+  std::string all;
+  for (int i = 0; i < kRequests; ++i) all += one;
+  ASSERT_GT(all.size(), 256u * 1024);
+  ASSERT_TRUE(c.send(all));
+  for (int i = 0; i < kRequests; ++i) {
+    const HttpResponse r = c.read_response(5000);
+    ASSERT_TRUE(r.ok) << "response " << i << " of " << kRequests << ": " << r.error;
+    ASSERT_EQ(r.status, 200) << i;
+  }
+}
+
 TEST_F(TlsTest, ClientSentFingerprintHeadersNeverReachTheBackend) {
   start(config(1));
   for (const char* proto : {"--http2", "--http1.1"}) {

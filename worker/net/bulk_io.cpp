@@ -132,6 +132,11 @@ void on_readable(evutil_socket_t fd, short what, void* arg) {
   bufferevent_decref(bev);
 }
 
+// The owner took bytes out of a TLS bufferevent's input: reading may go on.
+void on_tls_input_change(evbuffer*, const evbuffer_cb_info* info, void* arg) {
+  if (info->n_deleted > 0) read_tls_pending(static_cast<bufferevent*>(arg));
+}
+
 }  // namespace
 
 void raise_io_limits(bufferevent* bev) {
@@ -139,7 +144,22 @@ void raise_io_limits(bufferevent* bev) {
   const bool tls = bufferevent_openssl_get_ssl(bev) != nullptr;
   bufferevent_set_max_single_read(bev, static_cast<ev_ssize_t>(tls ? kTlsReadStep : kReadHigh));
   bufferevent_set_max_single_write(bev, static_cast<ev_ssize_t>(kHighWater));
-  if (!tls) read_directly(bev);  // a connecting one gets them once connected
+  if (tls) {
+    evbuffer_add_cb(bufferevent_get_input(bev), &on_tls_input_change, bev);
+  } else {
+    read_directly(bev);  // a connecting one gets them once connected
+  }
+}
+
+void read_tls_pending(bufferevent* bev) {
+  SSL* ssl = bev != nullptr ? bufferevent_openssl_get_ssl(bev) : nullptr;
+  // Decrypted bytes only: a record still arriving makes the socket readable.
+  if (ssl == nullptr || SSL_pending(ssl) <= 0 || (bufferevent_get_enabled(bev) & EV_READ) == 0) return;
+  size_t low = 0;
+  size_t high = 0;
+  bufferevent_getwatermark(bev, EV_READ, &low, &high);
+  if (high != 0 && evbuffer_get_length(bufferevent_get_input(bev)) >= high) return;  // still suspended
+  event_active(&bev->ev_read, EV_READ, 1);
 }
 
 bool reads_directly(const bufferevent* bev) {

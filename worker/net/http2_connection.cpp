@@ -240,6 +240,7 @@ void Http2Connection::write_cb(bufferevent*, void* arg) {
   if (c->read_paused_ && out_len(c->bev_.get()) < kHighWater) {
     c->read_paused_ = false;
     bufferevent_enable(c->bev_.get(), EV_READ);
+    read_tls_pending(c->bev_.get());
     c->process_input();
   }
 }
@@ -348,6 +349,7 @@ void Http2Connection::kick_cb(evutil_socket_t, short, void* arg) {
   if (c->read_paused_ && out_len(c->bev_.get()) < kLowWater) {
     c->read_paused_ = false;
     bufferevent_enable(c->bev_.get(), EV_READ);
+    read_tls_pending(c->bev_.get());
     c->process_input();
   }
 }
