@@ -401,27 +401,38 @@ TEST_F(TlsTest, LastResponseCloseNotifyAndFinShareOneSegment) {
   }
 }
 
-// A client that closes its side for good (close_notify and FIN) gets the FIN
-// alone: a close_notify would reach a closed socket and come back as a reset.
-// One that sends only the alert may be waiting for ours (a bidirectional
-// shutdown), and gets it.
+// A client that closes its side for good (close_notify and FIN) after its
+// response gets the FIN alone: it has, typically, closed its socket, and a
+// close_notify would come back as a reset. One that sends only the alert may
+// be waiting for ours (a bidirectional shutdown), and one that closes its
+// side right after its request (a half-close) still reads: both get it.
 TEST_F(TlsTest, CloseNotifyAnswersOnlyAClientThatStillListens) {
   start(config(1));
   TlsOptions o;
   o.sni = "localhost";
+  const std::string request = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
   for (bool fin : {true, false}) {
-    SCOPED_TRACE(fin ? "close_notify and FIN" : "close_notify alone");
+    SCOPED_TRACE(fin ? "after the response: close_notify and FIN" : "after the response: close_notify alone");
     HttpClient c("127.0.0.1", tls_port_, o);
     ASSERT_TRUE(c.connected()) << c.tls_error();
-    ASSERT_TRUE(c.send("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+    ASSERT_TRUE(c.send(request));
     ASSERT_TRUE(c.read_response().ok);
     c.pump(100);  // the TLS 1.3 tickets, read
-    const ssize_t after = c.close_notify_then_drain(fin);
-    if (fin) {
-      EXPECT_EQ(after, 0) << "bytes after the client closed: a close_notify";
-    } else {
-      EXPECT_GE(after, 24) << "no close_notify for a client that waits for it";
-    }
+    const HttpClient::Drained d = c.close_notify_then_drain(fin);
+    EXPECT_FALSE(d.timed_out);
+    EXPECT_EQ(d.app_bytes, 0u);
+    EXPECT_EQ(d.close_notify, !fin);
+  }
+  for (int version : {TLS1_3_VERSION, TLS1_2_VERSION}) {
+    SCOPED_TRACE("half-close after the request");
+    o.min_version = o.max_version = version;
+    HttpClient c("127.0.0.1", tls_port_, o);
+    ASSERT_TRUE(c.connected()) << c.tls_error();
+    ASSERT_TRUE(c.send(request));
+    const HttpClient::Drained d = c.close_notify_then_drain(true);
+    EXPECT_FALSE(d.timed_out);
+    EXPECT_GT(d.app_bytes, 100u) << "the response";
+    EXPECT_TRUE(d.close_notify) << "a client that still reads gets the close_notify";
   }
 }
 

@@ -592,8 +592,9 @@ bool HttpClient::wait_closed(int timeout_ms) {
   }
 }
 
-ssize_t HttpClient::close_notify_then_drain(bool fin, int timeout_ms) {
-  if (fd_ < 0 || ssl_ == nullptr) return -1;
+HttpClient::Drained HttpClient::close_notify_then_drain(bool fin, int timeout_ms) {
+  Drained d;
+  if (fd_ < 0 || ssl_ == nullptr) return d;
   const int on = 1, off = 0;
   if (fin) setsockopt(fd_, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
   SSL_shutdown(ssl_);
@@ -601,15 +602,27 @@ ssize_t HttpClient::close_notify_then_drain(bool fin, int timeout_ms) {
     ::shutdown(fd_, SHUT_WR);
     setsockopt(fd_, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
   }
+  // Reading goes on after our close_notify until the server's (or its EOF).
   const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-  ssize_t total = 0;
   for (;;) {
-    pollfd p{fd_, POLLIN, 0};
-    if (poll(&p, 1, ms_left(deadline)) <= 0) return -1;
     char tmp[4096];
-    const ssize_t r = ::recv(fd_, tmp, sizeof tmp, 0);
-    if (r <= 0) return total;
-    total += r;
+    ERR_clear_error();
+    const int n = SSL_read(ssl_, tmp, sizeof tmp);
+    if (n > 0) {
+      d.app_bytes += static_cast<size_t>(n);
+      continue;
+    }
+    const int err = SSL_get_error(ssl_, n);
+    if (err != SSL_ERROR_WANT_READ) {
+      d.close_notify = err == SSL_ERROR_ZERO_RETURN;
+      ERR_clear_error();
+      return d;
+    }
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, ms_left(deadline)) <= 0) {
+      d.timed_out = true;
+      return d;
+    }
   }
 }
 

@@ -142,9 +142,13 @@ class HttpClient {
   // TLS connections only.
   // Sends the client's close_notify; with `fin`, the socket's write side is
   // shut down too and the FIN travels in the same segment (TCP_CORK). Then
-  // reads the raw bytes the server still sends until it closes: their count
-  // (a close_notify is a record of at least 24 bytes), or -1 on a timeout.
-  ssize_t close_notify_then_drain(bool fin, int timeout_ms = 5000);
+  // reads what the server still sends until it closes (or the timeout).
+  struct Drained {
+    size_t app_bytes = 0;       // decrypted bytes (e.g. a response)
+    bool close_notify = false;  // the server's close_notify ended the stream
+    bool timed_out = false;
+  };
+  Drained close_notify_then_drain(bool fin, int timeout_ms = 5000);
   const std::string& tls_error() const { return tls_error_; }
   bool session_reused() const;
   std::string alpn() const;

@@ -95,7 +95,7 @@ void Http1Connection::close() {
   if (client_) {
     bufferevent_disable(client_.get(), EV_READ | EV_WRITE);
     bufferevent_setcb(client_.get(), nullptr, nullptr, nullptr, nullptr);
-    if (info_.tls) send_close_notify(client_.get());
+    if (info_.tls) send_close_notify(client_.get(), client_left_);
   }
   if (client_timer_) evtimer_del(client_timer_.get());
   if (ctx_.on_closed) ctx_.on_closed(this);
@@ -154,6 +154,9 @@ void Http1Connection::client_event_cb(bufferevent*, short what, void* arg) {
   if (c->closed_) return;
   if (what & BEV_EVENT_EOF) {
     c->client_eof_ = true;
+    // Nothing owed to the client: it has read what it wanted (send_close_notify).
+    c->client_left_ = !c->ex_.active && !c->req_parser_.in_message() && !c->flushing_close_ &&
+                      in_len(c->client_.get()) == 0 && out_len(c->client_.get()) == 0;
     // A request whose head and body arrived completely is still answered.
     if (c->ex_.active && c->ex_.request_complete) return;
     if (c->flushing_close_) return;

@@ -124,6 +124,7 @@ class Http1Connection : public Connection, public http1::ParserSink, public Upst
   size_t metrics_method_ = metrics::kOtherMethod;  // its method (metrics::method_index)
   bool draining_ = false;
   bool client_eof_ = false;
+  bool client_left_ = false;  // the end of stream came with nothing owed to the client
   bool client_done_ = false;  // the client's last request (it asked to close) arrived whole
   bool flushing_close_ = false;
   bool close_after_response_ = false;

@@ -2,7 +2,7 @@
 //
 // send_close_notify: a TLS close_notify alert before the socket closes, as
 // RFC 8446 §6.1 asks (OpenSSL 3 clients report a missing one as "unexpected
-// eof"), unless the client has closed its side for good (client_closed).
+// eof"), unless the client left (see below).
 // One non-blocking attempt; the error queue is cleared so that a failure
 // cannot leak into the next connection's SSL_get_error. When the connection
 // held its output back (tls/held_output.h), the socket's write side is shut
@@ -28,11 +28,7 @@
 namespace huginn::worker::net {
 
 // Whether the client has closed its side for good: its close_notify was read
-// and its FIN is in (recv sees the end of the stream). A close_notify sent now
-// reaches a socket its client has closed, typically, and comes back as a
-// reset; it is marked sent instead (nginx sends none once the client's has
-// arrived, FIN or not). A client that sent only the alert, and may wait for
-// ours (a bidirectional shutdown), still gets it.
+// and its FIN is in (recv sees the end of the stream).
 inline bool client_closed(SSL* ssl, evutil_socket_t fd) {
   if ((SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN) == 0 || fd < 0) return false;
   char byte = 0;
@@ -41,13 +37,22 @@ inline bool client_closed(SSL* ssl, evutil_socket_t fd) {
 
 // No-op for a plain socket bufferevent. True when it shut the write side
 // down (held output).
-inline bool send_close_notify(bufferevent* bev) {
+//
+// `client_left`: the owner saw the client's end of stream while nothing was
+// owed to it (no request in progress, no response bytes queued). If the
+// client has then closed its side for good (client_closed), it has read what
+// it wanted and, typically, closed its socket: a close_notify would come back
+// as a reset, so it is marked sent instead (nginx sends none once the
+// client's has arrived). A client that closes its side while it waits for a
+// response (a half-close), or sent only the alert (a bidirectional shutdown
+// waits for ours), gets one.
+inline bool send_close_notify(bufferevent* bev, bool client_left = false) {
   if (bev == nullptr) return false;
   SSL* ssl = bufferevent_openssl_get_ssl(bev);
   if (ssl == nullptr) return false;
   const evutil_socket_t fd = bufferevent_getfd(bev);
   if ((SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN) == 0 && SSL_is_init_finished(ssl)) {
-    if (client_closed(ssl, fd)) {
+    if (client_left && client_closed(ssl, fd)) {
       SSL_set_shutdown(ssl, SSL_get_shutdown(ssl) | SSL_SENT_SHUTDOWN);
     } else {
       SSL_shutdown(ssl);
