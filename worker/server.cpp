@@ -13,6 +13,7 @@
 #include "common/fingerprint/p0f.h"
 #include "common/sys/log.h"
 #include "worker/net/acceptor.h"
+#include "worker/net/bulk_io.h"
 #include "worker/net/cleartext_sniffer.h"
 #include "worker/net/event_handles.h"
 #include "worker/net/h2c_upstream.h"
@@ -339,6 +340,7 @@ void Server::Impl::linger(net::BufferEventPtr bev) {
   bufferevent_set_timeouts(l->bev.get(), &tv, nullptr);
   bufferevent_disable(l->bev.get(), EV_WRITE);
   bufferevent_enable(l->bev.get(), EV_READ);
+  net::read_tls_pending(l->bev.get());  // client bytes OpenSSL holds are read (and discarded) too
   Lingering* raw = l.get();
   lingering.emplace(raw, std::move(l));
 }
