@@ -362,7 +362,8 @@ TEST_F(TlsTest, OpensslSClientVersionsAndServerNames) {
 // A response that ends its connection leaves in one segment with the TLS
 // close_notify and the FIN: the output is held back with MSG_MORE once the
 // close is decided, and the shutdown of the write side sends it all
-// (worker/tls/held_output.h). Otherwise that is three segments.
+// (worker/tls/held_output.h). Without the hold the response head, its body,
+// the close_notify and the FIN went separately (5 and 6 segments in all).
 TEST_F(TlsTest, LastResponseCloseNotifyAndFinShareOneSegment) {
   if (geteuid() != 0 || !have("/usr/bin/tcpdump"))
     GTEST_SKIP() << "needs root and tcpdump to capture loopback";
