@@ -592,16 +592,16 @@ bool HttpClient::wait_closed(int timeout_ms) {
   }
 }
 
-HttpClient::Drained HttpClient::close_notify_then_drain(bool fin, int timeout_ms) {
+HttpClient::Drained HttpClient::close_notify_then_drain(bool fin, const std::string& first, int timeout_ms) {
   Drained d;
   if (fd_ < 0 || ssl_ == nullptr) return d;
   const int on = 1, off = 0;
-  if (fin) setsockopt(fd_, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+  const bool cork = fin || !first.empty();
+  if (cork) setsockopt(fd_, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+  if (!first.empty() && SSL_write(ssl_, first.data(), static_cast<int>(first.size())) <= 0) return d;
   SSL_shutdown(ssl_);
-  if (fin) {
-    ::shutdown(fd_, SHUT_WR);
-    setsockopt(fd_, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
-  }
+  if (fin) ::shutdown(fd_, SHUT_WR);
+  if (cork) setsockopt(fd_, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
   // Reading goes on after our close_notify until the server's (or its EOF).
   const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
   for (;;) {

@@ -140,15 +140,16 @@ class HttpClient {
   bool wait_received(const std::string& needle, int timeout_ms = 15000);
 
   // TLS connections only.
-  // Sends the client's close_notify; with `fin`, the socket's write side is
-  // shut down too and the FIN travels in the same segment (TCP_CORK). Then
-  // reads what the server still sends until it closes (or the timeout).
+  // Sends `first` (application bytes, e.g. a request), then the client's
+  // close_notify; with `fin`, the socket's write side is shut down too, and
+  // all of it travels in one segment (TCP_CORK). Then reads what the server
+  // still sends until it closes (or the timeout).
   struct Drained {
     size_t app_bytes = 0;       // decrypted bytes (e.g. a response)
     bool close_notify = false;  // the server's close_notify ended the stream
     bool timed_out = false;
   };
-  Drained close_notify_then_drain(bool fin, int timeout_ms = 5000);
+  Drained close_notify_then_drain(bool fin, const std::string& first = {}, int timeout_ms = 5000);
   const std::string& tls_error() const { return tls_error_; }
   bool session_reused() const;
   std::string alpn() const;
