@@ -133,8 +133,12 @@ void on_readable(evutil_socket_t fd, short what, void* arg) {
 }
 
 // The owner took bytes out of a TLS bufferevent's input: reading may go on.
+// libevent added some: one SSL_read returns at most one record, and libevent
+// stops after it when OpenSSL holds nothing decrypted, while the socket BIO
+// may hold the next records, read ahead (tls/acceptor.cpp). An owner that
+// waits for more bytes before it takes any would wait for ever.
 void on_tls_input_change(evbuffer*, const evbuffer_cb_info* info, void* arg) {
-  if (info->n_deleted > 0) read_tls_pending(static_cast<bufferevent*>(arg));
+  if (info->n_deleted > 0 || info->n_added > 0) read_tls_pending(static_cast<bufferevent*>(arg));
 }
 
 }  // namespace
@@ -153,8 +157,13 @@ void raise_io_limits(bufferevent* bev) {
 
 void read_tls_pending(bufferevent* bev) {
   SSL* ssl = bev != nullptr ? bufferevent_openssl_get_ssl(bev) : nullptr;
-  // Decrypted bytes only: a record still arriving makes the socket readable.
-  if (ssl == nullptr || SSL_pending(ssl) <= 0 || (bufferevent_get_enabled(bev) & EV_READ) == 0) return;
+  if (ssl == nullptr || (bufferevent_get_enabled(bev) & EV_READ) == 0) return;
+  // Decrypted bytes, or bytes the socket BIO read ahead. Not OpenSSL's part
+  // of a record still arriving (SSL_has_pending): the rest of it makes the
+  // socket readable, and counting it would cost a recv per drain during
+  // uploads.
+  BIO* rbio = SSL_get_rbio(ssl);
+  if (SSL_pending(ssl) <= 0 && (rbio == nullptr || BIO_pending(rbio) <= 0)) return;
   size_t low = 0;
   size_t high = 0;
   bufferevent_getwatermark(bev, EV_READ, &low, &high);

@@ -29,7 +29,7 @@ namespace huginn::worker::net {
 // event. A 256 KiB step made every small request allocate (and free) a
 // 512 KiB buffer: a brk() and fresh zeroed pages several times per request.
 // A TLS bufferevent's input also gets a callback that calls read_tls_pending
-// after each drain (once per call: call it once per bufferevent).
+// after each drain or add (once per call: call it once per bufferevent).
 void raise_io_limits(bufferevent* bev);
 
 // Two TLS records, less libevent's chain header, so that the reservation is
@@ -40,12 +40,15 @@ inline constexpr size_t kTlsReadStep = 32 * 1024 - 256;
 // readable, and it stops (input at its high read watermark, reading disabled)
 // where its read step ends, which may be inside a TLS record: the rest of that
 // record stays decrypted in OpenSSL (SSL_pending), and no readiness
-// reports it again. A client that sent its last pipelined requests and now
-// waits for the answers would wait for ever. So, for a TLS bufferevent, this
-// activates the read event when OpenSSL holds client bytes and reading may go
-// on (EV_READ enabled, input below the high watermark). raise_io_limits makes
-// every drain of a TLS bufferevent's input call it; whoever enables EV_READ
-// again calls it after bufferevent_enable. A no-op otherwise.
+// reports it again. It also stops after each record when OpenSSL holds
+// nothing decrypted, while the acceptor's socket BIO may hold the next
+// records, read ahead with the last one (BIO_pending). A client that sent its
+// last pipelined requests and now waits for the answers would wait for ever.
+// So, for a TLS bufferevent, this activates the read event when OpenSSL or
+// the BIO holds client bytes and reading may go on (EV_READ enabled, input
+// below the high watermark). raise_io_limits makes every change of a TLS
+// bufferevent's input call it; whoever enables EV_READ again calls it after
+// bufferevent_enable. A no-op otherwise.
 void read_tls_pending(bufferevent* bev);
 
 // Reads of a connected socket bufferevent without libevent's FIONREAD.

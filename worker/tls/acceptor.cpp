@@ -30,14 +30,17 @@ using BioPtr = sys::CHandle<BIO, BIO_free>;
 // until bufferevent_openssl takes it (BEV_OPT_CLOSE_ON_FREE finds it through
 // BIO_C_GET_FD).
 //
-// During the handshake the BIO reads ahead: OpenSSL asks for each record's
-// 5-byte header and then its body, so the client's second flight
-// (ChangeCipherSpec, Finished, often the first request) would cost four or
-// more recv calls; one recv of up to kReadAhead bytes takes all of it, and
-// the rest is returned from `prefix` like the ClientHello. After the
-// handshake (read_ahead off) reads go straight to the socket again: libevent
-// reads only on socket readiness, so bytes held here would wait for the next
-// packet (Acceptor::succeed hands over what is left by activating the read).
+// The BIO reads ahead: OpenSSL asks for each record's 5-byte header and then
+// its body, so the client's second flight (ChangeCipherSpec, Finished, often
+// the first request) would cost four or more recv calls, and every later
+// request two; one recv of up to kReadAhead bytes takes all of it, and the
+// rest is returned from `prefix` like the ClientHello. A read that asks for
+// kReadAhead bytes or more (the body of a large record) goes straight to the
+// socket. libevent reads only on socket readiness, so bytes held here would
+// wait for the next packet: Acceptor::succeed hands over what is left by
+// activating the read, and after the handshake net::read_tls_pending
+// (bulk_io.h) does the same whenever the BIO still holds bytes (BIO_pending)
+// and reading may go on.
 //
 // Two system calls per handshake are saved here:
 // - When the last recv came back short, the socket was empty. The next read
@@ -45,6 +48,8 @@ using BioPtr = sys::CHandle<BIO, BIO_free>;
 //   there yet, so it reports "retry" without a recv. That happens once: the
 //   read after the socket is readable again goes to the socket. If the client
 //   was faster after all, epoll (level-triggered) reports the socket at once.
+//   Only during the handshake: afterwards the next read may come from the
+//   next readiness, and skipping its recv would cost an event loop round.
 // - TLS 1.3 session tickets, written after the client's Finished, go out with
 //   MSG_MORE: the kernel sends them in one segment with the next write (the
 //   HTTP/1.1 response, or the HTTP/2 server preface and SETTINGS) instead of a
@@ -62,7 +67,7 @@ struct FdBio {
   int fd = -1;
   std::vector<uint8_t> prefix;
   size_t off = 0;
-  bool read_ahead = true;
+  bool handshake = true;     // the `drained` shortcut applies
   bool drained = false;      // the last recv (read-ahead) came back short
   bool held = false;         // hold_output(): every write with MSG_MORE
   const SSL* ssl = nullptr;  // during the handshake, for its state in bio_write; then null
@@ -85,12 +90,12 @@ int bio_read(BIO* b, char* out, int len) {
     }
     return static_cast<int>(n);
   }
-  if (st->read_ahead && st->drained) {
+  if (st->handshake && st->drained) {
     st->drained = false;
     BIO_set_retry_read(b);
     return -1;
   }
-  const bool ahead = st->read_ahead && static_cast<size_t>(len) < kReadAhead;
+  const bool ahead = static_cast<size_t>(len) < kReadAhead;
   uint8_t buf[kReadAhead];
   char* into = ahead ? reinterpret_cast<char*>(buf) : out;
   const size_t want = ahead ? sizeof buf : static_cast<size_t>(len);
@@ -441,7 +446,7 @@ void Acceptor::succeed() {
   // only on socket readiness, so its read event is activated by hand.
   BIO* rbio = SSL_get_rbio(ssl);
   if (FdBio* st = rbio != nullptr ? state(rbio) : nullptr) {
-    st->read_ahead = false;
+    st->handshake = false;
     st->ssl = nullptr;  // the tickets are written: no state check per write from here on
   }
   const bool pending = SSL_has_pending(ssl) == 1 || (rbio != nullptr && BIO_pending(rbio) > 0);

@@ -681,6 +681,42 @@ TEST_F(TlsTest, OutputHoldIsReleasedOnce) {
   SSL_CTX_free(ctx);
 }
 
+// After the handshake the socket BIO still reads ahead: one recv takes
+// several small records, and libevent's SSL_read returns one of them per
+// read. The rest are in the BIO, not in the socket, so no readiness reports
+// them; net::read_tls_pending reads on when the input changes. Here the owner
+// takes nothing until the whole message is in (no drain ever runs the check)
+// and the client sends 40 records in one segment, then waits: every record
+// must arrive while it waits.
+TEST_F(TlsTest, RecordsReadAheadReachAnOwnerThatWaitsForMore) {
+  auto set = build(simple_config());
+  std::string message;
+  for (int i = 0; i < 40; ++i) message += "record " + std::to_string(100 + i) + std::string(40, '.') + "\n";
+  for (int max : {TLS1_3_VERSION, TLS1_2_VERSION}) {
+    SCOPED_TRACE(max);
+    TestServer srv(set);
+    srv.take_at = message.size();
+    ClientOptions o = client();
+    o.max_version = max;
+    o.after_greeting = message;
+    o.record_size = message.size() / 40;
+    o.hold_ms = 2500;  // longer than the wait below: its FIN would make the socket readable
+    ClientResult r;
+    std::thread t([&] { r = run_client(srv.port(), o); });
+    const bool shook = srv.run_until([&] { return srv.last_finished(); }, 5000);
+    EXPECT_TRUE(shook) << "no handshake";
+    const bool all =
+        shook && srv.run_until([&] { return srv.last()->received.size() >= message.size(); }, 1500);
+    EXPECT_TRUE(all) << "received " << (srv.last() != nullptr ? srv.last()->received.size() : 0) << " of "
+                     << message.size() << " bytes while the client waited";
+    srv.run_until([&] { return srv.last() != nullptr && srv.last()->eof; }, 5000);
+    t.join();
+    EXPECT_TRUE(r.greeting_ok) << r.error;
+    ASSERT_NE(srv.last(), nullptr);
+    EXPECT_EQ(srv.last()->received, message);
+  }
+}
+
 TEST_F(TlsTest, ConnectionOutlivesItsContextSet) {
   auto set = build(simple_config());
   std::weak_ptr<const ContextSet> weak = set;

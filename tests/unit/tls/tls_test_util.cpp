@@ -1,5 +1,7 @@
 #include "tests/unit/tls/tls_test_util.h"
 
+#include "worker/net/bulk_io.h"
+
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -138,10 +140,13 @@ void TestServer::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr*, int, 
         c->info = std::move(info);
         c->bev = std::move(bev);
         c->acceptor.reset();  // destroying the acceptor inside its callback is allowed
+        c->take_at = self->take_at;
+        if (c->take_at > 0) net::raise_io_limits(c->bev.get());
         bufferevent_setcb(
             c->bev.get(),
             [](bufferevent* b, void* arg) {
               auto* conn = static_cast<ServerConn*>(arg);
+              if (evbuffer_get_length(bufferevent_get_input(b)) < conn->take_at) return;
               char buf[4096];
               size_t n;
               while ((n = bufferevent_read(b, buf, sizeof(buf))) > 0) conn->received.append(buf, n);
@@ -359,8 +364,13 @@ ClientResult run_client(uint16_t port, const ClientOptions& o) {
       }
       if (res.greeting_ok) res.data_segments_in = data_segments_in(fd);
       if (res.greeting_ok && !o.after_greeting.empty()) {
-        SSL_write(ssl, o.after_greeting.data(), static_cast<int>(o.after_greeting.size()));
+        const size_t step = o.record_size > 0 ? o.record_size : o.after_greeting.size();
+        for (size_t off = 0; off < o.after_greeting.size(); off += step) {
+          const size_t n = std::min(step, o.after_greeting.size() - off);
+          SSL_write(ssl, o.after_greeting.data() + off, static_cast<int>(n));
+        }
         c.flush();
+        if (o.hold_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(o.hold_ms));
       }
     }
     if (SSL_SESSION* s = SSL_get1_session(ssl)) res.session = SessionPtr(s, SSL_SESSION_free);

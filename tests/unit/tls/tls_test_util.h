@@ -50,6 +50,7 @@ struct ServerConn {
   net::ClientInfo info;
   std::string received;  // application bytes read through the bufferevent
   bool eof = false;
+  size_t take_at = 0;  // TestServer::take_at
   net::BufferEventPtr bev;
   std::unique_ptr<Acceptor> acceptor;
 };
@@ -68,6 +69,11 @@ class TestServer {
   bool last_finished() { return last() != nullptr && (last()->done || last()->failed); }
   std::string greeting = "hello\n";  // written by the server after the handshake
   size_t pre_read = 0;  // read this many bytes before the Acceptor starts; passed as initial_bytes
+  // Nonzero: the connection's bufferevent gets the data path's limits and
+  // callbacks (net::raise_io_limits), and its owner takes nothing out of the
+  // input until this many bytes are in, like a parser that waits for a whole
+  // frame.
+  size_t take_at = 0;
 
  private:
   static void on_accept(evconnlistener*, evutil_socket_t fd, sockaddr*, int, void* arg);
@@ -99,6 +105,8 @@ struct ClientOptions {
   size_t chunk = 0;            // send in pieces of this size (with TCP_NODELAY), 0 = whole
   std::string with_finished;   // application data sent in the same write as the client Finished
   std::string after_greeting;  // application data sent after the server's greeting was read
+  size_t record_size = 0;      // nonzero: after_greeting goes as records of this size, all in one write
+  int hold_ms = 0;             // after after_greeting, wait this long before closing
   bool read_greeting = true;
   bool send_nothing = false;  // connect and wait for the server to close
   std::string raw;            // send these bytes instead of a TLS client (garbage tests)
