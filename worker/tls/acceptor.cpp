@@ -40,11 +40,10 @@ using BioPtr = sys::CHandle<BIO, BIO_free>;
 // during an upload, reading ahead would only copy each record's first 4 KiB
 // twice more, for the same two recv calls per record (1 MiB uploads over
 // HTTPS/1.1 cost 3 % more worker CPU that way). libevent reads only on socket
-// readiness, so bytes held here would
-// wait for the next packet: Acceptor::succeed hands over what is left by
-// activating the read, and after the handshake net::read_tls_pending
-// (bulk_io.h) does the same whenever the BIO still holds bytes (BIO_pending)
-// and reading may go on.
+// readiness, so bytes held here would wait for the next packet:
+// Acceptor::succeed hands over what is left by activating the read, and after
+// the handshake net::read_tls_pending (bulk_io.h) does the same whenever the
+// BIO still holds bytes (BIO_pending) and reading may go on.
 //
 // Two system calls per handshake are saved here:
 // - When the last recv came back short, the socket was empty. The next read
