@@ -152,6 +152,37 @@ TEST_F(ProxyTest, StreamsTenMebibyteBodiesBothWaysByteExact) {
   }
 }
 
+// A backend that answers before it has read the request body (an early 413):
+// the client gets the response, and since the rest of its body can no longer
+// be framed for anyone, its connection is closed after it. Other clients and
+// new connections are served as before.
+TEST_F(ProxyTest, EarlyBackendAnswerIsPassedOnAndClosesTheUploadConnection) {
+  Backend be([](const Request& r) {
+    Response resp;
+    if (r.target.rfind("/up", 0) == 0) {
+      resp.status = 413;
+      resp.body = "too large";
+    } else {
+      resp.body = echo_json(r);
+    }
+    return resp;
+  });
+  be.answer_early_under("/up");
+  start(head(1) + route_all_to(be.address()));
+  HttpClient c("127.0.0.1", port_);
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.send("POST /up HTTP/1.1\r\nHost: up.test\r\nContent-Length: " + std::to_string(32u << 20) +
+                     "\r\n\r\n" + std::string(64 * 1024, 'u')));
+  const HttpResponse r = c.read_response();
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.status, 413);
+  EXPECT_EQ(r.body, "too large");
+  EXPECT_TRUE(c.wait_closed()) << "the upload's connection ends after the response";
+  const HttpResponse after = http_request(port_, "GET", "/after", "up.test");
+  ASSERT_TRUE(after.ok) << after.error;
+  EXPECT_EQ(after.status, 200);
+}
+
 TEST_F(ProxyTest, RoutesWithTheSamePrefixAlternateRoundRobin) {
   Backend a, b;
   start(head(1) + backend_block(a.address()) + backend_block(b.address()) +

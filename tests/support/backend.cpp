@@ -174,6 +174,11 @@ std::string Backend::address() const {
   return (host_.find(':') != std::string::npos ? "[" + host_ + "]" : host_) + ":" + std::to_string(port_);
 }
 
+void Backend::answer_early_under(const std::string& prefix) {
+  std::lock_guard lk(mu_);
+  early_prefix_ = prefix;
+}
+
 std::vector<Request> Backend::received() const {
   std::lock_guard lk(mu_);
   return received_;
@@ -239,6 +244,11 @@ void Backend::serve(int fd, uint64_t id) {
       v.erase(v.find_last_not_of(" \t") + 1);
       req.headers.emplace_back(lower(h.substr(0, colon)), v);
     }
+    bool early = false;
+    {
+      std::lock_guard lk(mu_);
+      early = !early_prefix_.empty() && req.target.rfind(early_prefix_, 0) == 0;
+    }
     uint64_t fnv = kFnvInit;
     auto sink = [&](const char* p, size_t n) {
       fnv = fnv1a(fnv, p, n);
@@ -246,7 +256,9 @@ void Backend::serve(int fd, uint64_t id) {
       if (req.body.size() < kKeepBody) req.body.append(p, std::min(n, kKeepBody - req.body.size()));
     };
     bool ok = true;
-    if (lower(req.header("transfer-encoding")).find("chunked") != std::string::npos) {
+    if (early) {
+      // The body is not read: answered below, then dropped.
+    } else if (lower(req.header("transfer-encoding")).find("chunked") != std::string::npos) {
       for (;;) {
         std::string sz;
         if (!c.read_line(&sz)) {
@@ -293,7 +305,7 @@ void Backend::serve(int fd, uint64_t id) {
       out += "Transfer-Encoding: chunked\r\n";
     else
       out += "Content-Length: " + std::to_string(streamed ? resp.stream_bytes : resp.body.size()) + "\r\n";
-    const bool close_after = resp.close_after || lower(req.header("connection")) == "close";
+    const bool close_after = early || resp.close_after || lower(req.header("connection")) == "close";
     if (close_after) out += "Connection: close\r\n";
     out += "\r\n";
     if (!streamed && !head_req) out += resp.body;  // one write: no Nagle/delayed-ACK stall
@@ -316,6 +328,14 @@ void Backend::serve(int fd, uint64_t id) {
           off += n;
         }
         if (ok && resp.chunked) ok = send_all(fd, "0\r\n\r\n", 5);
+      }
+    }
+    if (ok && early) {
+      // A lingering close: what the client still sends is read and dropped,
+      // so that closing cannot reset the connection under the response.
+      ::shutdown(fd, SHUT_WR);
+      char sinkbuf[65536];
+      while (::recv(fd, sinkbuf, sizeof sinkbuf, 0) > 0) {
       }
     }
     if (!ok || close_after) break;

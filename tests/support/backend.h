@@ -64,6 +64,11 @@ class Backend {
   uint64_t requests() const { return requests_.load(); }
   std::vector<Request> received() const;
   void stop();
+  // Requests whose target starts with `prefix` are answered as soon as their
+  // head is in, before their body is read (an early 401 or 413): the response
+  // says `Connection: close`, then the rest of the connection is read and
+  // dropped until the peer closes it. Their `body_bytes` stay 0.
+  void answer_early_under(const std::string& prefix);
 
  private:
   void accept_loop();
@@ -77,6 +82,7 @@ class Backend {
   std::atomic<uint64_t> connections_{0};
   std::atomic<uint64_t> requests_{0};
   mutable std::mutex mu_;
+  std::string early_prefix_;  // guarded by mu_
   std::vector<Request> received_;
   std::vector<int> conn_fds_;
   std::vector<std::thread> threads_;

@@ -486,6 +486,40 @@ TEST(Http2Connection, SettingsFloodGetsGoaway) {
   EXPECT_TRUE(rc.wait_eof());
 }
 
+// A backend that answers before it has read the request body (an early 413):
+// the client gets the whole response, then RST_STREAM(NO_ERROR) for the upload
+// it is still sending (RFC 9113, section 8.1), and the connection goes on.
+TEST(Http2Connection, EarlyBackendAnswerEndsTheUploadWithNoError) {
+  Backend be([](const Request& r) {
+    Response resp;
+    if (r.target.rfind("/up", 0) == 0) {
+      resp.status = 413;
+      resp.body = "too large";
+    } else {
+      resp.body = "ok " + r.target;
+    }
+    return resp;
+  });
+  be.answer_early_under("/up");
+  H2Server srv(load_config(simple_config(be.address())));
+  H2Client c(srv.port());
+  ASSERT_TRUE(c.connected());
+  // Far more than the stream window (256 KiB) lets through before the answer.
+  const int32_t up = c.request("POST", "/up", "app.test", {}, std::string(32u << 20, 'u'));
+  ASSERT_TRUE(c.wait([&] { return c.response(up).closed; }, 15000));
+  const H2Response& r = c.response(up);
+  EXPECT_EQ(r.status, 413);
+  EXPECT_EQ(r.body, "too large");
+  EXPECT_TRUE(r.done) << "the response ended with END_STREAM";
+  EXPECT_TRUE(r.reset) << "the rest of the upload is refused";
+  EXPECT_EQ(r.reset_error, static_cast<uint32_t>(NGHTTP2_NO_ERROR));
+  const int32_t next = c.request("GET", "/after", "app.test");
+  ASSERT_TRUE(c.wait_done(next));
+  EXPECT_EQ(c.response(next).status, 200);
+  EXPECT_EQ(c.response(next).body, "ok /after");
+  EXPECT_EQ(c.goaways(), 0);
+}
+
 TEST(Http2Connection, BackendResponseTimeoutIs504) {
   Backend be([](const Request& r) {
     Response resp;
