@@ -174,7 +174,7 @@ std::string Backend::address() const {
   return (host_.find(':') != std::string::npos ? "[" + host_ + "]" : host_) + ":" + std::to_string(port_);
 }
 
-void Backend::answer_early_under(const std::string& prefix) {
+void Backend::reject_early_under(const std::string& prefix) {
   std::lock_guard lk(mu_);
   early_prefix_ = prefix;
 }
@@ -289,7 +289,10 @@ void Backend::serve(int fd, uint64_t id) {
       received_.push_back(req);
     }
     Response resp;
-    if (handler_) {
+    if (early) {
+      resp.status = 413;
+      resp.body = "too large";
+    } else if (handler_) {
       resp = handler_(req);
     } else {
       resp.body = echo_json(req);

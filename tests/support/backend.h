@@ -64,11 +64,12 @@ class Backend {
   uint64_t requests() const { return requests_.load(); }
   std::vector<Request> received() const;
   void stop();
-  // Requests whose target starts with `prefix` are answered as soon as their
-  // head is in, before their body is read (an early 401 or 413): the response
-  // says `Connection: close`, then the rest of the connection is read and
-  // dropped until the peer closes it. Their `body_bytes` stay 0.
-  void answer_early_under(const std::string& prefix);
+  // Requests whose target starts with `prefix` get `413` and "too large" as
+  // soon as their head is in, before their body is read (as a backend that
+  // refuses an upload early): the response says `Connection: close`, then the
+  // rest of the connection is read and dropped until the peer closes it. The
+  // handler is not called for them; their `body_bytes` stay 0.
+  void reject_early_under(const std::string& prefix);
 
  private:
   void accept_loop();

@@ -490,17 +490,8 @@ TEST(Http2Connection, SettingsFloodGetsGoaway) {
 // the client gets the whole response, then RST_STREAM(NO_ERROR) for the upload
 // it is still sending (RFC 9113, section 8.1), and the connection goes on.
 TEST(Http2Connection, EarlyBackendAnswerEndsTheUploadWithNoError) {
-  Backend be([](const Request& r) {
-    Response resp;
-    if (r.target.rfind("/up", 0) == 0) {
-      resp.status = 413;
-      resp.body = "too large";
-    } else {
-      resp.body = "ok " + r.target;
-    }
-    return resp;
-  });
-  be.answer_early_under("/up");
+  Backend be(echo_body);
+  be.reject_early_under("/up");
   H2Server srv(load_config(simple_config(be.address())));
   H2Client c(srv.port());
   ASSERT_TRUE(c.connected());
@@ -518,6 +509,7 @@ TEST(Http2Connection, EarlyBackendAnswerEndsTheUploadWithNoError) {
   EXPECT_EQ(c.response(next).status, 200);
   EXPECT_EQ(c.response(next).body, "ok /after");
   EXPECT_EQ(c.goaways(), 0);
+  EXPECT_EQ(be.requests(), 2u);
 }
 
 TEST(Http2Connection, BackendResponseTimeoutIs504) {
