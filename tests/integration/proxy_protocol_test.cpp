@@ -167,7 +167,6 @@ class ProxyProtocolTest : public ::testing::Test {
   void SetUp() override {
     port_ = free_port();
     metrics_port_ = free_port();
-    while (metrics_port_ == port_) metrics_port_ = free_port();
   }
   void TearDown() override {
     if (proxy_) {

@@ -149,7 +149,6 @@ class TlsTest : public ::testing::Test {
     // The listeners bind 127.0.0.1 and ::1: the ports must be free on both.
     tls_port_ = free_dual_stack_port();
     h2c_port_ = free_dual_stack_port();
-    while (h2c_port_ == tls_port_) h2c_port_ = free_dual_stack_port();
     pki_ = std::make_unique<Pki>(dir_);
     pki_->make_ca("ca");
     pki_->make_leaf("localhost", "localhost", "ca");

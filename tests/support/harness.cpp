@@ -22,6 +22,8 @@
 #include <fstream>
 #include <iterator>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <string_view>
@@ -82,9 +84,24 @@ uint64_t raise_nofile_limit(uint64_t want) {
   return rl.rlim_cur;
 }
 
-uint16_t free_port(const char* host) {
+namespace {
+
+// The kernel may pick the same port for two port-0 binds in a row (it did in
+// CI: a fixture's TLS and cleartext listeners got one port). Every port handed
+// out by this process is remembered, and a pick that repeats one is redrawn.
+uint16_t unhanded_port(uint16_t (*pick)(const char*), const char* host) {
+  static std::mutex mu;
+  static std::set<uint16_t> handed;
+  std::lock_guard<std::mutex> lock(mu);
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    const uint16_t port = pick(host);
+    if (handed.insert(port).second) return port;
+  }
+  throw std::runtime_error("free_port: the kernel keeps picking ports this process already handed out");
+}
+
+uint16_t pick_port(const char* host) {
   const bool v6 = std::strchr(host, ':') != nullptr;
-  int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_storage ss{};
   socklen_t len;
   if (v6) {
@@ -98,16 +115,17 @@ uint16_t free_port(const char* host) {
     inet_pton(AF_INET, host, &s->sin_addr);
     len = sizeof *s;
   }
-  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) throw std::runtime_error("free_port bind");
-  len = sizeof ss;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
-  uint16_t port = ntohs(v6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
-                           : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  const int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw std::runtime_error("free_port socket");
+  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0 &&
+                  (len = sizeof ss, getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0);
   close(fd);
-  return port;
+  if (!ok) throw std::runtime_error("free_port bind");
+  return ntohs(v6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
+                  : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
 }
 
-uint16_t free_dual_stack_port() {
+uint16_t pick_dual_stack_port(const char*) {
   int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) throw std::runtime_error("free_dual_stack_port socket");
   int off = 0;
@@ -124,6 +142,12 @@ uint16_t free_dual_stack_port() {
   close(fd);
   return ntohs(s.sin6_port);
 }
+
+}  // namespace
+
+uint16_t free_port(const char* host) { return unhanded_port(pick_port, host); }
+
+uint16_t free_dual_stack_port() { return unhanded_port(pick_dual_stack_port, nullptr); }
 
 std::unique_ptr<Process> spawn_proxy(const TempDir& dir, const std::string& config_path) {
   return std::make_unique<Process>(

@@ -26,7 +26,9 @@ class TempDir {
   std::string path_;
 };
 
-// A port that was free a moment ago (bound to port 0 and released).
+// A port that was free a moment ago (bound to port 0 and released). Neither
+// function returns a port that either of them has returned before in this
+// process, so a fixture's listeners never share one.
 uint16_t free_port(const char* host = "127.0.0.1");
 // A port that is free on every IPv4 and IPv6 address (the kernel's choice for
 // a dual-stack wildcard bind): for tests that listen on both 127.0.0.1 and ::1.
