@@ -32,6 +32,7 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
+#include "common/sys/unique_fd.h"
 #include "tests/support/backend.h"
 
 #ifndef HUGINN_BINARY_DIR
@@ -86,68 +87,58 @@ uint64_t raise_nofile_limit(uint64_t want) {
 
 namespace {
 
+// Binds port 0 on `ss` (with IPV6_V6ONLY off when `dual_stack`) and returns the
+// port the kernel chose; the socket is closed again.
+uint16_t bound_port(sockaddr_storage ss, socklen_t len, bool dual_stack) {
+  sys::UniqueFd fd(socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) throw std::runtime_error("free_port socket");
+  int off = 0;
+  if (dual_stack) setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) throw std::runtime_error("free_port bind");
+  len = sizeof ss;
+  if (getsockname(fd.get(), reinterpret_cast<sockaddr*>(&ss), &len) != 0)
+    throw std::runtime_error("free_port getsockname");
+  return ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
+                                        : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+}
+
 // The kernel may pick the same port for two port-0 binds in a row (it did in
 // CI: a fixture's TLS and cleartext listeners got one port). Every port handed
 // out by this process is remembered, and a pick that repeats one is redrawn.
-uint16_t unhanded_port(uint16_t (*pick)(const char*), const char* host) {
+uint16_t unhanded_port(const sockaddr_storage& ss, socklen_t len, bool dual_stack) {
   static std::mutex mu;
   static std::set<uint16_t> handed;
   std::lock_guard<std::mutex> lock(mu);
   for (int attempt = 0; attempt < 1000; ++attempt) {
-    const uint16_t port = pick(host);
+    const uint16_t port = bound_port(ss, len, dual_stack);
     if (handed.insert(port).second) return port;
   }
   throw std::runtime_error("free_port: the kernel keeps picking ports this process already handed out");
 }
 
-uint16_t pick_port(const char* host) {
-  const bool v6 = std::strchr(host, ':') != nullptr;
+}  // namespace
+
+uint16_t free_port(const char* host) {
   sockaddr_storage ss{};
-  socklen_t len;
-  if (v6) {
+  if (std::strchr(host, ':') != nullptr) {
     auto* s = reinterpret_cast<sockaddr_in6*>(&ss);
     s->sin6_family = AF_INET6;
     inet_pton(AF_INET6, host, &s->sin6_addr);
-    len = sizeof *s;
-  } else {
-    auto* s = reinterpret_cast<sockaddr_in*>(&ss);
-    s->sin_family = AF_INET;
-    inet_pton(AF_INET, host, &s->sin_addr);
-    len = sizeof *s;
+    return unhanded_port(ss, sizeof *s, false);
   }
-  const int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw std::runtime_error("free_port socket");
-  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0 &&
-                  (len = sizeof ss, getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0);
-  close(fd);
-  if (!ok) throw std::runtime_error("free_port bind");
-  return ntohs(v6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
-                  : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  auto* s = reinterpret_cast<sockaddr_in*>(&ss);
+  s->sin_family = AF_INET;
+  inet_pton(AF_INET, host, &s->sin_addr);
+  return unhanded_port(ss, sizeof *s, false);
 }
 
-uint16_t pick_dual_stack_port(const char*) {
-  int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw std::runtime_error("free_dual_stack_port socket");
-  int off = 0;
-  setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
-  sockaddr_in6 s{};
-  s.sin6_family = AF_INET6;
-  s.sin6_addr = in6addr_any;
-  socklen_t len = sizeof s;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&s), len) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&s), &len) != 0) {
-    close(fd);
-    throw std::runtime_error("free_dual_stack_port bind");
-  }
-  close(fd);
-  return ntohs(s.sin6_port);
+uint16_t free_dual_stack_port() {
+  sockaddr_storage ss{};
+  auto* s = reinterpret_cast<sockaddr_in6*>(&ss);
+  s->sin6_family = AF_INET6;
+  s->sin6_addr = in6addr_any;
+  return unhanded_port(ss, sizeof *s, true);
 }
-
-}  // namespace
-
-uint16_t free_port(const char* host) { return unhanded_port(pick_port, host); }
-
-uint16_t free_dual_stack_port() { return unhanded_port(pick_dual_stack_port, nullptr); }
 
 std::unique_ptr<Process> spawn_proxy(const TempDir& dir, const std::string& config_path) {
   return std::make_unique<Process>(
