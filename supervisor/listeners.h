@@ -15,7 +15,8 @@ struct Listener {
 };
 
 // Binds one `[listen] addrs` entry: SO_REUSEADDR, IPV6_V6ONLY on IPv6,
-// listen(backlog). Returns false with `*error` naming the address.
+// TCP_NODELAY (inherited by every accepted socket), listen(backlog). Returns false with `*error` naming the
+// address.
 bool bind_listener(const net::SocketAddress& addr, uint32_t backlog, Listener* out, std::string* error);
 
 }  // namespace huginn::supervisor

@@ -228,8 +228,7 @@ void Server::Impl::dispatch(net::AcceptedClient c) {
     if (fields) c.info.fingerprints.set(proxy::ConnectionFingerprints::kTcp, fp::p0f_raw_sig(*fields));
     if (ctx.metrics) ctx.metrics->syn_lookup(fields.has_value());
   }
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  // TCP_NODELAY is inherited from the listener (add_listener).
   if (c.tls) {
     if (!tls_contexts) {  // cannot happen after READY: the worker waits for its material
       HLOG_ERROR("no TLS material yet; closing %s", c.info.peer_ip.c_str());
@@ -408,6 +407,15 @@ bool Server::add_listener(sys::UniqueFd fd, const ListenerSpec& spec) {
   l->impl = impl_.get();
   l->spec = spec;
   l->port = local_port_of(fd.get());
+  // Every accepted socket inherits TCP_NODELAY from the listener: one system
+  // call per listener instead of one per connection. The supervisor sets it
+  // before listen() already (connections queued before this call have it);
+  // set here too for listeners that come from elsewhere.
+  int one = 1;
+  if (setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) {
+    HLOG_ERROR("listener %u: TCP_NODELAY: %s", spec.id, std::strerror(errno));
+    return false;
+  }
   // The socket is already listening (bound by the supervisor).
   l->acceptor =
       net::Acceptor::create(impl_->ctx.base, std::move(fd), &Impl::accept_cb, l.get(), &Impl::yield_cb);

@@ -50,7 +50,8 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Starts accepting on `fd`, a bound, listening socket (made non-blocking here).
+  // Starts accepting on `fd`, a bound, listening socket (made non-blocking
+  // here; TCP_NODELAY is set on it, so every accepted socket has it).
   bool add_listener(sys::UniqueFd fd, const ListenerSpec& spec);
 
   // Graceful stop: close the listeners, close idle keep-alive connections,

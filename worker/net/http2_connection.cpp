@@ -198,7 +198,7 @@ bool Http2Connection::start() {
     close();
     return false;
   }
-  // TCP_NODELAY is already set: the Server sets it on every accepted socket.
+  // TCP_NODELAY is already set: accepted sockets inherit it from the listener.
   bufferevent_setcb(bev_.get(), &read_cb, &write_cb, &event_cb, this);
   raise_io_limits(bev_.get());
   bufferevent_setwatermark(bev_.get(), EV_READ, 0, kReadHigh);

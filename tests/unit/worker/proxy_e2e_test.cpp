@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -56,6 +57,28 @@ TEST(ProxyE2E, GetIsForwardedWithForwardingHeaders) {
   EXPECT_EQ(req.header_count("x-forwarded-port"), 1u);
   EXPECT_EQ(req.header_count("x-hop"), 0u);
   EXPECT_EQ(req.header_count("connection"), 0u);
+}
+
+// The Server sets TCP_NODELAY on its listeners, not per connection: accepted
+// sockets inherit it (supervisor ListenersTest checks the inheritance).
+TEST(ProxyE2E, ListenersGetTcpNodelayForTheirAcceptedSockets) {
+  Backend be;
+  uint16_t port = 0;
+  const int lfd = listen_loopback(&port);
+  ASSERT_GE(lfd, 0);
+  sys::UniqueFd listener(lfd);
+  auto nodelay = [&] {
+    int v = -1;
+    socklen_t len = sizeof v;
+    EXPECT_EQ(getsockopt(listener.get(), IPPROTO_TCP, TCP_NODELAY, &v, &len), 0);
+    return v;
+  };
+  ASSERT_EQ(nodelay(), 0) << "a fresh listener has Nagle on";
+  ProxyThread px(load_config(simple_config(be.address())), listener.get(), nullptr, 0);
+  EXPECT_EQ(nodelay(), 1);
+  auto r = roundtrip(port, get("/"));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
 }
 
 TEST(ProxyE2E, XForwardedForAppendsOrReplaces) {
