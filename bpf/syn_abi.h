@@ -18,7 +18,7 @@
 
 #include <linux/types.h>
 
-#define HUGINN_SYN_ABI_VERSION 1
+#define HUGINN_SYN_ABI_VERSION 2
 
 /* Map names as the kernel sees them (BPF_OBJ_NAME_LEN 16) and as pinned. */
 #define HUGINN_MAP_SYN_V4 "syn_v4"
@@ -28,6 +28,7 @@
 #define HUGINN_MAP_WATCH_DST4 "watch_dst4"
 #define HUGINN_MAP_WATCH_DST6 "watch_dst6"
 #define HUGINN_MAP_CONFIG "syn_config"
+#define HUGINN_MAP_SYN_RING "syn_ring"
 
 #define HUGINN_SYN_MAX_OPTIONS 40 /* TCP options: data offset 15 words - 20 bytes */
 #define HUGINN_WATCH_MAX_PORTS 64 /* entries of watch_ports */
@@ -98,6 +99,53 @@ struct huginn_syn_value_v6 {
   __u8 pad[1];      /* zero */
   struct huginn_syn_tcp tcp;
 };
+
+/* syn_ring: the newest SYNs again, in a direct-mapped array that workers
+ * read through a read-only memory mapping, without a system call. The LRU
+ * maps stay the record; the ring is a cache in front of them: a worker that
+ * finds another key in the slot, a slot being written or a record that does
+ * not pass its checks looks the LRU map up as before.
+ *
+ * A SYN's slot is huginn_syn_ring_index() of its key. The program writes a
+ * slot after the LRU update, as a seqlock writer: it claims the slot by
+ * moving an even `seq` to odd with a compare-and-swap (a writer that finds
+ * it odd, or loses the swap to another CPU, leaves the slot alone), writes
+ * key and value, then adds one (even again). A reader copies the slot
+ * between two reads of `seq` and uses the copy only if both are the same
+ * even, non-zero number. The helper freezes the map (BPF_MAP_FREEZE), so no
+ * file descriptor can write it through the bpf() system call or map it
+ * writable; only the program writes it. 128 bytes per slot. */
+#define HUGINN_SYN_RING_SLOTS 2048 /* a power of two */
+
+struct huginn_syn_slot {
+  __u32 seq;      /* 0: never written; odd: being written */
+  __u8 family;    /* HUGINN_FAMILY_V4 or _V6 */
+  __u8 pad;       /* zero */
+  __u16 sport;    /* network order, as in the keys */
+  __u8 saddr[16]; /* as in the keys; an IPv4 address in the first 4 bytes, the rest zero */
+  union {
+    struct huginn_syn_value_v4 v4;
+    struct huginn_syn_value_v6 v6;
+  } value;
+  __u8 tail[8]; /* zero */
+};
+
+/* The slot of a key: the source port and the address as 32-bit words loaded
+ * from the key's bytes (IPv4: the address and three zero words), mixed with
+ * multiply-xorshift steps. Shared by the program and the workers. */
+static inline __u32 huginn_syn_ring_index(__u16 sport, __u32 w0, __u32 w1, __u32 w2, __u32 w3) {
+  __u32 h = 0x9E3779B9u ^ sport;
+
+  h = (h ^ w0) * 0x85EBCA6Bu;
+  h ^= h >> 13;
+  h = (h ^ w1) * 0xC2B2AE35u;
+  h ^= h >> 16;
+  h = (h ^ w2) * 0x85EBCA6Bu;
+  h ^= h >> 13;
+  h = (h ^ w3) * 0xC2B2AE35u;
+  h ^= h >> 16;
+  return h & (HUGINN_SYN_RING_SLOTS - 1);
+}
 
 /* Indexes of the per-CPU array syn_counters (value: __u64 per CPU). */
 enum huginn_syn_counter {

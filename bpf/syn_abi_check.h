@@ -11,7 +11,7 @@ extern "C" {
 #include "bpf/syn_abi.h"
 }
 
-static_assert(HUGINN_SYN_ABI_VERSION == 1, "update the layout checks below with the ABI version");
+static_assert(HUGINN_SYN_ABI_VERSION == 2, "update the layout checks below with the ABI version");
 
 static_assert(sizeof(huginn_syn_key_v4) == 8);
 static_assert(offsetof(huginn_syn_key_v4, family) == 0);
@@ -55,6 +55,16 @@ static_assert(offsetof(huginn_syn_value_v6, hop_limit) == 28);
 static_assert(offsetof(huginn_syn_value_v6, traffic_class) == 29);
 static_assert(offsetof(huginn_syn_value_v6, ext_headers) == 30);
 static_assert(offsetof(huginn_syn_value_v6, tcp) == 32);
+
+static_assert(sizeof(huginn_syn_slot) == 128);
+static_assert(alignof(huginn_syn_slot) == 8);
+static_assert(offsetof(huginn_syn_slot, seq) == 0);
+static_assert(offsetof(huginn_syn_slot, family) == 4);
+static_assert(offsetof(huginn_syn_slot, sport) == 6);
+static_assert(offsetof(huginn_syn_slot, saddr) == 8);
+static_assert(offsetof(huginn_syn_slot, value) == 24);
+static_assert(offsetof(huginn_syn_slot, tail) == 120);
+static_assert((HUGINN_SYN_RING_SLOTS & (HUGINN_SYN_RING_SLOTS - 1)) == 0);
 
 static_assert(sizeof(huginn_syn_config) == 8);
 static_assert(HUGINN_CTR_COUNT == 6);

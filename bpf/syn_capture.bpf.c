@@ -15,6 +15,10 @@
  * "Malformed" counts packets of a known family whose IP or TCP header is
  * truncated or inconsistent.
  *
+ * Every recorded SYN is also written to its slot of syn_ring, the array the
+ * workers read through a memory mapping (bpf/syn_abi.h describes the slot
+ * protocol). The compare-and-swap needs BPF ISA v3 (-mcpu=v3, Linux 5.12).
+ *
  * Layouts: bpf/syn_abi.h.
  */
 // linux/bpf.h (and its types) must come before libbpf's BPF-side headers.
@@ -57,6 +61,16 @@ struct {
   __type(key, struct huginn_syn_key_v6);
   __type(value, struct huginn_syn_value_v6);
 } syn_v6 SEC(".maps");
+
+/* The newest SYNs again, one direct-mapped slot per key hash, for workers
+ * that map it read-only (frozen by the helper). */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(map_flags, BPF_F_MMAPABLE);
+  __uint(max_entries, HUGINN_SYN_RING_SLOTS);
+  __type(key, __u32);
+  __type(value, struct huginn_syn_slot);
+} syn_ring SEC(".maps");
 
 /* Per-CPU counters, indexed by enum huginn_syn_counter. */
 struct {
@@ -111,6 +125,22 @@ static __always_inline __u32 config_flags(void) {
   return cfg ? cfg->flags : 0;
 }
 
+/* Claims slot `idx` of syn_ring for writing (seq even -> odd), or returns
+ * NULL when it is being written or another CPU claimed it first. */
+static __always_inline struct huginn_syn_slot* ring_claim(__u32 idx) {
+  struct huginn_syn_slot* s = bpf_map_lookup_elem(&syn_ring, &idx);
+  __u32 seq;
+
+  if (!s) return NULL;
+  seq = *(volatile __u32*)&s->seq;
+  if (seq & 1) return NULL;
+  if (__sync_val_compare_and_swap(&s->seq, seq, seq + 1) != seq) return NULL;
+  return s;
+}
+
+/* Publishes a claimed slot (odd -> even; a full barrier after the writes). */
+static __always_inline void ring_release(struct huginn_syn_slot* s) { __sync_fetch_and_add(&s->seq, 1); }
+
 /* Result of parse_tcp. */
 enum tcp_verdict {
   TCP_RECORD = 0,    /* a pure SYN to a watched port: record it */
@@ -162,6 +192,7 @@ static __always_inline enum tcp_verdict parse_tcp(struct tcphdr* tcp, void* data
 static __always_inline void handle_v4(struct iphdr* ip, void* data_end) {
   struct huginn_syn_value_v4 val = {};
   struct huginn_syn_key_v4 key = {};
+  struct huginn_syn_slot* slot;
   struct tcphdr* tcp;
   __u32 ihl, tot_len;
   __u16 frag;
@@ -209,15 +240,27 @@ static __always_inline void handle_v4(struct iphdr* ip, void* data_end) {
   val.ip_flags = ((frag & 0x4000) ? HUGINN_IP_DF : 0) | ((frag & 0x2000) ? HUGINN_IP_MF : 0) |
                  ((frag & 0x8000) ? HUGINN_IP_RESERVED : 0);
   val.ip_options_len = (__u8)(ihl - sizeof(*ip));
-  if (bpf_map_update_elem(&syn_v4, &key, &val, BPF_ANY) == 0)
-    count(HUGINN_CTR_CAPTURED_V4);
-  else
+  if (bpf_map_update_elem(&syn_v4, &key, &val, BPF_ANY) != 0) {
     count(HUGINN_CTR_INSERT_FAIL_V4);
+    return;
+  }
+  count(HUGINN_CTR_CAPTURED_V4);
+  slot = ring_claim(huginn_syn_ring_index(key.sport, key.saddr, 0, 0, 0));
+  if (!slot) return;
+  slot->family = HUGINN_FAMILY_V4;
+  slot->pad = 0;
+  slot->sport = key.sport;
+  __builtin_memset(slot->saddr, 0, sizeof(slot->saddr));
+  __builtin_memcpy(slot->saddr, &key.saddr, 4);
+  slot->value.v4 = val;
+  ring_release(slot);
 }
 
 static __always_inline void handle_v6(struct ipv6hdr* ip6, void* data_end) {
   struct huginn_syn_value_v6 val = {};
   struct huginn_syn_key_v6 key = {};
+  struct huginn_syn_slot* slot;
+  __u32 w[4];
   __u8 *hdr, nexthdr;
   __u32 ext_len = 0, plen, i;
   struct tcphdr* tcp;
@@ -271,10 +314,20 @@ static __always_inline void handle_v6(struct ipv6hdr* ip6, void* data_end) {
   val.hop_limit = ip6->hop_limit;
   val.traffic_class = (__u8)((ip6->priority << 4) | (ip6->flow_lbl[0] >> 4));
   val.ext_headers = walked;
-  if (bpf_map_update_elem(&syn_v6, &key, &val, BPF_ANY) == 0)
-    count(HUGINN_CTR_CAPTURED_V6);
-  else
+  if (bpf_map_update_elem(&syn_v6, &key, &val, BPF_ANY) != 0) {
     count(HUGINN_CTR_INSERT_FAIL_V6);
+    return;
+  }
+  count(HUGINN_CTR_CAPTURED_V6);
+  __builtin_memcpy(w, key.saddr, 16);
+  slot = ring_claim(huginn_syn_ring_index(key.sport, w[0], w[1], w[2], w[3]));
+  if (!slot) return;
+  slot->family = HUGINN_FAMILY_V6;
+  slot->pad = 0;
+  slot->sport = key.sport;
+  __builtin_memcpy(slot->saddr, key.saddr, 16);
+  slot->value.v6 = val;
+  ring_release(slot);
 }
 
 SEC("xdp")

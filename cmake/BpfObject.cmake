@@ -29,7 +29,7 @@ function(bpf_object name source)
   add_custom_command(
     OUTPUT ${obj}
     COMMAND ${CMAKE_COMMAND} -E make_directory ${out_dir}
-    COMMAND ${BPF_CLANG} -O2 -g -Wall -Werror -target bpf -D__TARGET_ARCH_${HUGINN_BPF_ARCH}
+    COMMAND ${BPF_CLANG} -O2 -g -Wall -Werror -target bpf -mcpu=v3 -D__TARGET_ARCH_${HUGINN_BPF_ARCH}
             -I/usr/include/${HUGINN_MULTIARCH} -I${src_dir} -c ${src_abs} -o ${obj}
     DEPENDS ${src_abs} ${ARG_HEADERS}
     COMMENT "BPF ${name}.bpf.o"

@@ -48,7 +48,24 @@ std::vector<MapRef> all_maps(huginn_syn* s) {
   return {{HUGINN_MAP_SYN_V4, s->maps.syn_v4},         {HUGINN_MAP_SYN_V6, s->maps.syn_v6},
           {HUGINN_MAP_COUNTERS, s->maps.syn_counters}, {HUGINN_MAP_WATCH_PORTS, s->maps.watch_ports},
           {HUGINN_MAP_WATCH_DST4, s->maps.watch_dst4}, {HUGINN_MAP_WATCH_DST6, s->maps.watch_dst6},
-          {HUGINN_MAP_CONFIG, s->maps.syn_config}};
+          {HUGINN_MAP_CONFIG, s->maps.syn_config},     {HUGINN_MAP_SYN_RING, s->maps.syn_ring}};
+}
+
+// Freezes syn_ring for every descriptor (BPF_MAP_FREEZE): bpf() writes and
+// writable mappings fail from now on; the program still writes it. A ring
+// reused from an earlier helper is frozen already (the kernel answers EPERM,
+// as a frozen map's descriptors lose write access, or EBUSY); that is
+// checked with a write that must be refused.
+bool freeze_ring(int fd, std::string* error) {
+  const int rc = bpf_map_freeze(fd);
+  if (rc == 0) return true;
+  if (lerr(rc) == EPERM || lerr(rc) == EBUSY) {
+    const uint32_t key = 0;
+    huginn_syn_slot zero{};
+    if (bpf_map_update_elem(fd, &key, &zero, BPF_ANY) != 0 && errno == EPERM) return true;
+  }
+  *error = errno_str("freezing " HUGINN_MAP_SYN_RING, lerr(rc));
+  return false;
 }
 
 bool exists(const std::string& path) {
@@ -211,6 +228,7 @@ bool XdpLoader::open_and_load(const helper::LoadAttach& req, bool* reused, std::
     *error = errno_str("loading the XDP program (the verifier log is in the helper's debug log)", lerr(rc));
     return false;
   }
+  if (!freeze_ring(bpf_map__fd(skel->maps.syn_ring), error)) return false;
   for (const auto& [name, map] : all_maps(skel.get())) {
     const std::string path = pin(name);
     if (!exists(path)) {
@@ -420,6 +438,23 @@ bool XdpLoader::grant(int channel, uint32_t worker_id, uint32_t generation, std:
         {r.role, r.family, info.type, info.key_size, info.value_size, info.max_entries, info.id});
     fds.push_back(std::move(fd));
   }
+  // The ring: a descriptor opened for writing (Linux maps MAP_SHARED only
+  // through those) of the map frozen at load, which no descriptor can write.
+  const std::string ring_path = pin(HUGINN_MAP_SYN_RING);
+  const int ring = bpf_obj_get(ring_path.c_str());
+  if (ring < 0) {
+    *error = errno_str("bpf_obj_get(" + ring_path + ")", lerr(ring));
+    return false;
+  }
+  sys::UniqueFd ring_fd(ring);
+  bpf_map_info info;
+  if (!map_info(ring_fd.get(), &info)) {
+    *error = errno_str("map info of " HUGINN_MAP_SYN_RING);
+    return false;
+  }
+  g.maps.push_back(
+      {helper::MapRole::kSynRing, 0, info.type, info.key_size, info.value_size, info.max_entries, info.id});
+  fds.push_back(std::move(ring_fd));
   std::vector<int> raw;
   for (const auto& f : fds) raw.push_back(f.get());
   return helper::send_message(channel, g, raw, error);
@@ -458,8 +493,9 @@ void XdpLoader::shutdown(bool detach) {
   links_.clear();
   drop_stale_links({});
   attached_ = false;
-  for (const char* name : {HUGINN_MAP_SYN_V4, HUGINN_MAP_SYN_V6, HUGINN_MAP_COUNTERS, HUGINN_MAP_WATCH_PORTS,
-                           HUGINN_MAP_WATCH_DST4, HUGINN_MAP_WATCH_DST6, HUGINN_MAP_CONFIG})
+  for (const char* name :
+       {HUGINN_MAP_SYN_V4, HUGINN_MAP_SYN_V6, HUGINN_MAP_COUNTERS, HUGINN_MAP_WATCH_PORTS,
+        HUGINN_MAP_WATCH_DST4, HUGINN_MAP_WATCH_DST6, HUGINN_MAP_CONFIG, HUGINN_MAP_SYN_RING})
     unlink(pin(name).c_str());
   if (rmdir(pin_dir_.c_str()) != 0) HLOG_WARN("rmdir %s: %s", pin_dir_.c_str(), strerror(errno));
   HLOG_INFO("XDP detached and pins removed");

@@ -4,7 +4,7 @@
 // Pins, under the request's pin_path (a directory on bpffs, owned by root,
 // mode 0700; every pin 0600 — a pin's file mode is what guards it, see
 // platform-facts §3):
-//   syn_v4 syn_v6 syn_counters watch_ports watch_dst4 watch_dst6 syn_config
+//   syn_v4 syn_v6 syn_counters watch_ports watch_dst4 watch_dst6 syn_config syn_ring
 //   link_<ifname>   the bpf_link attaching the program to that interface
 // Restart: pins left by an earlier helper are reused when compatible (same ABI
 // version in syn_config, same map type, key/value size, max entries, flags),
@@ -46,7 +46,8 @@ class XdpLoader {
   // kLoaded: program loaded and maps pinned but attaching failed (ans->error).
   Outcome load_attach(const helper::LoadAttach& req, helper::LoadAttachAns* ans);
   bool update(const helper::Watch& watch, std::string* error);
-  // Sends MAPS_GRANT (manifest + read-only fds of syn_v4 and syn_v6) on
+  // Sends MAPS_GRANT (manifest + read-only fds of syn_v4 and syn_v6, and an
+  // fd of the frozen syn_ring for a read-only mapping) on
   // `channel`, which must be a SOCK_SEQPACKET unix socket.
   bool grant(int channel, uint32_t worker_id, uint32_t generation, std::string* error);
   helper::StatsAns stats() const;

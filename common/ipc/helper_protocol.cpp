@@ -349,6 +349,8 @@ DecodeResult decode(const uint8_t* data, size_t len, size_t nfds) {
           e.role = MapRole::kSynV4;
         } else if (role == static_cast<uint8_t>(MapRole::kSynV6) && e.family == 6) {
           e.role = MapRole::kSynV6;
+        } else if (role == static_cast<uint8_t>(MapRole::kSynRing) && e.family == 0) {
+          e.role = MapRole::kSynRing;
         } else {
           return fail("bad map role/family");
         }

@@ -176,12 +176,15 @@ struct ShutdownAns {
   bool operator==(const ShutdownAns&) const = default;
 };
 
-enum class MapRole : uint8_t { kSynV4 = 1, kSynV6 = 2 };
+// kSynRing: the frozen syn_ring array (bpf/syn_abi.h), sent with a
+// descriptor that is not O_RDONLY because Linux maps MAP_SHARED only through
+// descriptors opened for writing; the freeze is what keeps it read-only.
+enum class MapRole : uint8_t { kSynV4 = 1, kSynV6 = 2, kSynRing = 3 };
 
-// One read-only map fd of a MAPS_GRANT.
+// One map fd of a MAPS_GRANT: read-only (kSynV4, kSynV6) or frozen (kSynRing).
 struct MapManifestEntry {
   MapRole role = MapRole::kSynV4;
-  uint8_t family = 4;  // 4 or 6; must agree with role
+  uint8_t family = 4;  // 4 or 6 for kSynV4 / kSynV6, 0 for kSynRing; must agree with role
   uint32_t map_type = 0;
   uint32_t key_size = 0;
   uint32_t value_size = 0;

@@ -33,8 +33,8 @@ void SharedMapping::reset() {
 
 namespace {
 
-bool map_fd(int fd, size_t size, void** addr, std::string* error) {
-  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+bool map_fd(int fd, size_t size, void** addr, std::string* error, int prot = PROT_READ | PROT_WRITE) {
+  void* p = mmap(nullptr, size, prot, MAP_SHARED, fd, 0);
   if (p == MAP_FAILED) {
     *error = std::string("mmap: ") + std::strerror(errno);
     return false;
@@ -90,6 +90,18 @@ bool SharedMapping::attach(int fd, size_t size, SharedMapping* out, std::string*
   }
   SharedMapping m;
   if (!map_fd(fd, size, &m.addr_, error)) return false;
+  m.size_ = size;
+  *out = std::move(m);
+  return true;
+}
+
+bool SharedMapping::map_read_only(int fd, size_t size, SharedMapping* out, std::string* error) {
+  if (size == 0) {
+    *error = "mapping of size 0";
+    return false;
+  }
+  SharedMapping m;
+  if (!map_fd(fd, size, &m.addr_, error, PROT_READ)) return false;
   m.size_ = size;
   *out = std::move(m);
   return true;

@@ -13,7 +13,8 @@
 
 namespace huginn::sys {
 
-// Owns one MAP_SHARED read-write mapping (munmap on destruction).
+// Owns one MAP_SHARED mapping (munmap on destruction): read-write for the
+// sealed memfds below, read-only for map_read_only().
 class SharedMapping {
  public:
   SharedMapping() = default;
@@ -33,6 +34,9 @@ class SharedMapping {
   // Maps `fd` read-write after checking that it carries F_SEAL_GROW and
   // F_SEAL_SHRINK and is exactly `size` bytes long.
   static bool attach(int fd, size_t size, SharedMapping* out, std::string* error);
+  // Maps the first `size` bytes of `fd` PROT_READ, MAP_SHARED (e.g. a frozen
+  // BPF_F_MMAPABLE array: the mapping cannot be made writable later).
+  static bool map_read_only(int fd, size_t size, SharedMapping* out, std::string* error);
 
  private:
   void reset();

@@ -26,6 +26,7 @@
 #include <regex>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include <json/json.h>
 
@@ -221,6 +222,13 @@ class XdpTest : public ::testing::TestWithParam<const char*> {
         EXPECT_EQ(flags & 3u, 0u) << "worker " << w["pid"].asInt() << " holds a writable map fd: " << text;
       }
       EXPECT_GE(maps, 2) << "worker " << w["pid"].asInt() << " has no map grant";
+      // ... and the SYN ring as one read-only shared mapping (its fd closed).
+      std::ifstream mm("/proc/" + std::to_string(w["pid"].asInt()) + "/maps");
+      std::vector<std::string> ring;
+      for (std::string line; std::getline(mm, line);)
+        if (line.find("bpf-map") != std::string::npos) ring.push_back(line);
+      ASSERT_EQ(ring.size(), 1u) << "worker " << w["pid"].asInt() << " has not mapped the SYN ring once";
+      EXPECT_NE(ring[0].find(" r--s "), std::string::npos) << ring[0];
     }
 
     const int helper_pid = h["pid"].asInt();

@@ -11,13 +11,21 @@ namespace helper = ipc::helper;
 
 namespace {
 
-bool check_one(const helper::MapManifestEntry& e, int fd, std::string* error) {
-  const char* what = e.role == helper::MapRole::kSynV4 ? "syn_v4" : "syn_v6";
-  const int fl = fcntl(fd, F_GETFL);
-  if (fl < 0 || (fl & O_ACCMODE) != O_RDONLY) {
-    *error = std::string(what) + ": descriptor is not read-only";
-    return false;
+const char* role_name(helper::MapRole r) {
+  switch (r) {
+    case helper::MapRole::kSynV4:
+      return "syn_v4";
+    case helper::MapRole::kSynV6:
+      return "syn_v6";
+    case helper::MapRole::kSynRing:
+      return "syn_ring";
   }
+  return "?";
+}
+
+// The manifest entry agrees with the descriptor (BPF_OBJ_GET_INFO_BY_FD).
+bool matches_manifest(const helper::MapManifestEntry& e, int fd, std::string* error) {
+  const char* what = role_name(e.role);
   bpf_map_info info;
   if (const int rc = bpf_map_get_info(fd, &info); rc != 0) {
     *error = std::string(what) + ": not a BPF map (" + std::to_string(-rc) + ")";
@@ -28,12 +36,44 @@ bool check_one(const helper::MapManifestEntry& e, int fd, std::string* error) {
     *error = std::string(what) + ": descriptor does not match the manifest";
     return false;
   }
+  if (e.role == helper::MapRole::kSynRing && !(info.map_flags & BPF_F_MMAPABLE)) {
+    *error = std::string(what) + ": not an mmap-able array";
+    return false;
+  }
+  return true;
+}
+
+std::string layout_error(const char* what) {
+  return std::string(what) + ": map layout is not the one of this build (ABI " +
+         std::to_string(HUGINN_SYN_ABI_VERSION) + ")";
+}
+
+bool check_ring(const helper::MapManifestEntry& e, int fd, SynRing* ring, std::string* error) {
+  if (!matches_manifest(e, fd, error)) return false;
+  if (e.map_type != BPF_MAP_TYPE_ARRAY || e.key_size != sizeof(uint32_t) ||
+      e.value_size != sizeof(huginn_syn_slot) || e.max_entries != HUGINN_SYN_RING_SLOTS) {
+    *error = layout_error("syn_ring");
+    return false;
+  }
+  auto r = SynRing::attach(fd, error);
+  if (!r) return false;
+  *ring = std::move(*r);
+  return true;
+}
+
+bool check_one(const helper::MapManifestEntry& e, int fd, std::string* error) {
+  const char* what = role_name(e.role);
+  const int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || (fl & O_ACCMODE) != O_RDONLY) {
+    *error = std::string(what) + ": descriptor is not read-only";
+    return false;
+  }
+  if (!matches_manifest(e, fd, error)) return false;
   const bool v4 = e.role == helper::MapRole::kSynV4;
   if (e.map_type != BPF_MAP_TYPE_LRU_HASH ||
       e.key_size != (v4 ? sizeof(huginn_syn_key_v4) : sizeof(huginn_syn_key_v6)) ||
       e.value_size != (v4 ? sizeof(huginn_syn_value_v4) : sizeof(huginn_syn_value_v6))) {
-    *error = std::string(what) + ": map layout is not the one of this build (ABI " +
-             std::to_string(HUGINN_SYN_ABI_VERSION) + ")";
+    *error = layout_error(what);
     return false;
   }
   return true;
@@ -55,8 +95,18 @@ std::optional<GrantedMaps> validate_grant(const helper::MapsGrant& grant, std::v
   GrantedMaps out;
   out.worker_id = grant.worker_id;
   out.generation = grant.generation;
+  bool have_ring = false;
   for (size_t i = 0; i < fds.size(); ++i) {
     const auto& e = grant.maps[i];
+    if (e.role == helper::MapRole::kSynRing) {
+      if (have_ring) {
+        *error = "duplicate map role";
+        return std::nullopt;
+      }
+      have_ring = true;
+      if (!check_ring(e, fds[i].get(), &out.ring, error)) return std::nullopt;
+      continue;  // mapped; its descriptor closes with `fds`
+    }
     if (!check_one(e, fds[i].get(), error)) return std::nullopt;
     sys::UniqueFd& slot = e.role == helper::MapRole::kSynV4 ? out.v4 : out.v6;
     if (slot) {

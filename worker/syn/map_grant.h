@@ -3,6 +3,10 @@
 // anything uses it (DESIGN.md): opened read-only (O_ACCMODE == O_RDONLY) and
 // BPF_OBJ_GET_INFO_BY_FD agreeing with the entry and with bpf/syn_abi.h
 // (type LRU_HASH, key and value sizes of the ABI, max entries, map id).
+// The ring (kSynRing) is the one map fd that is not read-only, because Linux
+// maps MAP_SHARED only through descriptors opened for writing: it must be
+// an mmap-able array of the ABI's layout that refuses a writable mapping
+// (frozen); the worker maps it read-only and keeps no descriptor of it.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +16,7 @@
 
 #include "common/ipc/helper_protocol.h"
 #include "common/sys/unique_fd.h"
+#include "worker/syn/syn_ring.h"
 
 namespace huginn::worker::syn {
 
@@ -20,6 +25,7 @@ struct GrantedMaps {
   uint32_t generation = 0;
   sys::UniqueFd v4;  // read-only fd of syn_v4, or invalid
   sys::UniqueFd v6;  // read-only fd of syn_v6, or invalid
+  SynRing ring;      // read-only mapping of syn_ring, or invalid
 };
 
 // Checks a decoded MAPS_GRANT and its fds (fds[i] belongs to grant.maps[i]).

@@ -83,6 +83,33 @@ const char* syn_lookup_name(SynLookup s) {
   return "?";
 }
 
+namespace {
+
+// The ring first (no system call), then the LRU map. A ring record is used
+// only if it passes the checks a map record would; anything else (not in the
+// ring, being written, implausible, not fresh) goes to the map, so the ring
+// can only save the system call, never change the answer the map gives for
+// the same record.
+template <typename Key, typename Value, typename RingFind>
+std::optional<fp::SynFields> lookup_in(int map_fd, const Key& key, RingFind ring_find, uint64_t accept_ns,
+                                       uint64_t max_age_ns, SynLookup& st) {
+  Value v{};
+  if (ring_find(&v) && plausible(v.tcp) && capture_fresh(v.captured_ns, accept_ns, max_age_ns)) {
+    st = SynLookup::kHit;
+    return syn_fields_from_record(v);
+  }
+  v = Value{};
+  const int rc = bpf_map_lookup(map_fd, &key, &v);
+  if (rc == -ENOENT) return st = SynLookup::kMiss, std::nullopt;
+  if (rc != 0) return st = SynLookup::kError, std::nullopt;
+  if (!plausible(v.tcp)) return st = SynLookup::kInvalid, std::nullopt;
+  if (!capture_fresh(v.captured_ns, accept_ns, max_age_ns)) return st = SynLookup::kStale, std::nullopt;
+  st = SynLookup::kHit;
+  return syn_fields_from_record(v);
+}
+
+}  // namespace
+
 std::optional<fp::SynFields> XdpSynSource::lookup(const huginn::net::SocketAddress& peer_in,
                                                   uint64_t accept_ns, SynLookup* status) const {
   SynLookup dummy;
@@ -90,43 +117,27 @@ std::optional<fp::SynFields> XdpSynSource::lookup(const huginn::net::SocketAddre
   const huginn::net::SocketAddress peer = peer_in.normalized();
   const std::string_view addr = peer.addr_bytes();
   const uint16_t port_be = htons(peer.port());
-  int rc;
-  uint64_t captured = 0;
-  std::optional<fp::SynFields> fields;
   if (peer.is_v4()) {
     if (!maps_.v4) return st = SynLookup::kNoMaps, std::nullopt;
     huginn_syn_key_v4 key{};
     key.family = HUGINN_FAMILY_V4;
     key.sport = port_be;
     std::memcpy(&key.saddr, addr.data(), 4);
-    huginn_syn_value_v4 v{};
-    rc = bpf_map_lookup(maps_.v4.get(), &key, &v);
-    if (rc == 0) {
-      if (!plausible(v.tcp)) return st = SynLookup::kInvalid, std::nullopt;
-      captured = v.captured_ns;
-      fields = syn_fields_from_record(v);
-    }
-  } else if (peer.is_v6()) {
+    return lookup_in<huginn_syn_key_v4, huginn_syn_value_v4>(
+        maps_.v4.get(), key, [&](huginn_syn_value_v4* v) { return maps_.ring.find(key.saddr, key.sport, v); },
+        accept_ns, max_age_ns_, st);
+  }
+  if (peer.is_v6()) {
     if (!maps_.v6) return st = SynLookup::kNoMaps, std::nullopt;
     huginn_syn_key_v6 key{};
     key.family = HUGINN_FAMILY_V6;
     key.sport = port_be;
     std::memcpy(key.saddr, addr.data(), 16);
-    huginn_syn_value_v6 v{};
-    rc = bpf_map_lookup(maps_.v6.get(), &key, &v);
-    if (rc == 0) {
-      if (!plausible(v.tcp)) return st = SynLookup::kInvalid, std::nullopt;
-      captured = v.captured_ns;
-      fields = syn_fields_from_record(v);
-    }
-  } else {
-    return st = SynLookup::kInvalid, std::nullopt;
+    return lookup_in<huginn_syn_key_v6, huginn_syn_value_v6>(
+        maps_.v6.get(), key, [&](huginn_syn_value_v6* v) { return maps_.ring.find(key.saddr, key.sport, v); },
+        accept_ns, max_age_ns_, st);
   }
-  if (rc == -ENOENT) return st = SynLookup::kMiss, std::nullopt;
-  if (rc != 0) return st = SynLookup::kError, std::nullopt;
-  if (!capture_fresh(captured, accept_ns, max_age_ns_)) return st = SynLookup::kStale, std::nullopt;
-  st = SynLookup::kHit;
-  return fields;
+  return st = SynLookup::kInvalid, std::nullopt;
 }
 
 }  // namespace huginn::worker::syn

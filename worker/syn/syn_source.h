@@ -1,5 +1,6 @@
-// XDP SYN source: looks a connection's SYN up in the read-only maps granted
-// by the helper (map_grant.h) and turns the record into fp::SynFields.
+// XDP SYN source: looks a connection's SYN up in the maps granted by the
+// helper (map_grant.h) — the ring's read-only mapping first, then the LRU map
+// through its read-only fd — and turns the record into fp::SynFields.
 #pragma once
 
 #include <cstdint>

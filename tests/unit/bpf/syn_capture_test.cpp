@@ -25,6 +25,8 @@
 #include "common/sys/c_handle.h"
 #include "huginn_syn.skel.h"
 #include "tests/unit/bpf/packet_builder.h"
+#include "worker/syn/map_grant.h"
+#include "worker/syn/syn_ring.h"
 #include "worker/syn/syn_source.h"
 
 namespace huginn {
@@ -116,6 +118,36 @@ class XdpProgram {
     return v;
   }
   int v4_fd() const { return bpf_map__fd(skel_->maps.syn_v4); }
+  int ring_fd() const { return bpf_map__fd(skel_->maps.syn_ring); }
+
+  // syn_ring's slot for a key, read with bpf(2) (the test's ring is not frozen).
+  huginn_syn_slot ring_slot(uint32_t index) const {
+    huginn_syn_slot s{};
+    EXPECT_EQ(bpf_map_lookup_elem(ring_fd(), &index, &s), 0);
+    return s;
+  }
+  static uint32_t ring_index_v4(const std::string& src, uint16_t sport) {
+    uint32_t a = 0;
+    inet_pton(AF_INET, src.c_str(), &a);
+    return huginn_syn_ring_index(htons(sport), a, 0, 0, 0);
+  }
+  static uint32_t ring_index_v6(const std::string& src, uint16_t sport) {
+    uint32_t w[4] = {};
+    inet_pton(AF_INET6, src.c_str(), w);
+    return huginn_syn_ring_index(htons(sport), w[0], w[1], w[2], w[3]);
+  }
+  // The ring's copy of a recorded SYN, if its slot holds that key.
+  std::optional<huginn_syn_slot> ring_entry(const PacketSpec& spec) const {
+    const bool v4 = spec.family == 4;
+    const huginn_syn_slot s =
+        ring_slot(v4 ? ring_index_v4(spec.src4, spec.sport) : ring_index_v6(spec.src6, spec.sport));
+    uint8_t addr[16] = {};
+    inet_pton(v4 ? AF_INET : AF_INET6, v4 ? spec.src4.c_str() : spec.src6.c_str(), addr);
+    if (s.seq == 0 || s.family != (v4 ? HUGINN_FAMILY_V4 : HUGINN_FAMILY_V6) ||
+        s.sport != htons(spec.sport) || std::memcmp(s.saddr, addr, 16) != 0)
+      return std::nullopt;
+    return s;
+  }
 
  private:
   Skel skel_;
@@ -335,17 +367,28 @@ TEST_F(SynCaptureTest, TableOfCraftedFrames) {
     EXPECT_EQ(after.v[HUGINN_CTR_INSERT_FAIL_V4] + after.v[HUGINN_CTR_INSERT_FAIL_V6], 0u);
 
     std::optional<fp::SynFields> from_map;
+    const std::optional<huginn_syn_slot> ring = prog_.ring_entry(c.spec);
     if (v4) {
       if (auto e = prog_.entry_v4(c.spec.src4, c.spec.sport)) {
         from_map = worker::syn::syn_fields_from_record(*e);
         EXPECT_EQ(e->tcp.dport, c.spec.dport);
         EXPECT_GT(e->captured_ns, 0u);
+        // The ring holds the same record, published (even sequence number).
+        ASSERT_TRUE(ring) << "not in syn_ring";
+        EXPECT_EQ(ring->seq % 2, 0u);
+        EXPECT_EQ(std::memcmp(&ring->value.v4, &*e, sizeof *e), 0);
       }
     } else if (auto e = prog_.entry_v6(c.spec.src6, c.spec.sport)) {
       from_map = worker::syn::syn_fields_from_record(*e);
       EXPECT_EQ(e->ext_headers, c.spec.ext_headers.size());
+      ASSERT_TRUE(ring) << "not in syn_ring";
+      EXPECT_EQ(ring->seq % 2, 0u);
+      EXPECT_EQ(std::memcmp(&ring->value.v6, &*e, sizeof *e), 0);
     }
     ASSERT_EQ(from_map.has_value(), c.entry == Expect::kRecorded);
+    if (!from_map) {
+      EXPECT_FALSE(ring) << "in syn_ring but not recorded";
+    }
     if (!from_map) continue;
     ++recorded;
     // The same SYN as TCP_SAVED_SYN would return it (IP + TCP headers).
@@ -511,6 +554,151 @@ TEST_F(SynCaptureTest, WorkerLookupThroughRawSyscall) {
   EXPECT_EQ(st, worker::syn::SynLookup::kMiss);
   EXPECT_FALSE(src.lookup(*net::SocketAddress::parse("[2001:db8::10]:44001"), now, &st));
   EXPECT_EQ(st, worker::syn::SynLookup::kNoMaps);
+}
+
+// The slot protocol as the program writes it: published with an even
+// sequence number that grows by two per write; a slot that a writer holds
+// (odd) is left alone, the LRU record is written anyway.
+TEST_F(SynCaptureTest, RingSlotSequence) {
+  PacketSpec s = v4_syn(45001);
+  const uint32_t idx = XdpProgram::ring_index_v4(s.src4, s.sport);
+  const uint32_t seq0 = prog_.ring_slot(idx).seq;
+  ASSERT_EQ(prog_.run(FrameBuilder::build(s)), XDP_PASS);
+  auto first = prog_.ring_entry(s);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->seq, seq0 + 2);
+  EXPECT_EQ(first->value.v4.ttl, 64);
+  s.ttl = 50;  // a retransmission overwrites the slot
+  ASSERT_EQ(prog_.run(FrameBuilder::build(s)), XDP_PASS);
+  auto second = prog_.ring_entry(s);
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->seq, seq0 + 4);
+  EXPECT_EQ(second->value.v4.ttl, 50);
+
+  // A writer on another CPU holds the slot: the program skips it.
+  huginn_syn_slot held = *second;
+  held.seq += 1;
+  ASSERT_EQ(bpf_map_update_elem(prog_.ring_fd(), &idx, &held, BPF_ANY), 0);
+  s.ttl = 40;
+  ASSERT_EQ(prog_.run(FrameBuilder::build(s)), XDP_PASS);
+  EXPECT_EQ(prog_.ring_slot(idx).seq, held.seq);
+  EXPECT_EQ(prog_.ring_slot(idx).value.v4.ttl, 50);
+  EXPECT_EQ(prog_.entry_v4(s.src4, s.sport)->ttl, 40);
+
+  // IPv6 keys land in their own slot with the whole address.
+  PacketSpec s6 = v6_syn(45002);
+  ASSERT_EQ(prog_.run(FrameBuilder::build(s6)), XDP_PASS);
+  auto six = prog_.ring_entry(s6);
+  ASSERT_TRUE(six);
+  EXPECT_EQ(six->value.v6.hop_limit, 64);
+  EXPECT_EQ(six->value.v6.flow_label, 0x5a5a5u);
+}
+
+// What the worker does with the ring: refuses it unfrozen, maps it frozen,
+// finds a SYN there without the LRU map, and falls back to the map when the
+// slot holds another key; the answers are the map's.
+TEST_F(SynCaptureTest, WorkerLookupThroughTheRing) {
+  std::string err;
+  EXPECT_FALSE(worker::syn::SynRing::attach(prog_.ring_fd(), &err));
+  EXPECT_NE(err.find("not frozen"), std::string::npos) << err;
+
+  PacketSpec a = v4_syn(46001);
+  ASSERT_EQ(prog_.run(FrameBuilder::build(a)), XDP_PASS);
+  // A second key that shares a's slot.
+  PacketSpec b = a;
+  const uint32_t idx = XdpProgram::ring_index_v4(a.src4, a.sport);
+  for (uint32_t p = 1024; p < 65535 && b.sport == a.sport; ++p)
+    if (p != a.sport && XdpProgram::ring_index_v4(a.src4, static_cast<uint16_t>(p)) == idx)
+      b.sport = static_cast<uint16_t>(p);
+  ASSERT_NE(b.sport, a.sport) << "no colliding port";
+
+  ASSERT_EQ(bpf_map_freeze(prog_.ring_fd()), 0);
+  auto ring = worker::syn::SynRing::attach(prog_.ring_fd(), &err);
+  ASSERT_TRUE(ring) << err;
+  // Frozen: bpf(2) cannot write it either.
+  huginn_syn_slot zero{};
+  EXPECT_NE(bpf_map_update_elem(prog_.ring_fd(), &idx, &zero, BPF_ANY), 0);
+  EXPECT_EQ(errno, EPERM);
+
+  worker::syn::GrantedMaps maps;
+  maps.v4.reset(dup(prog_.v4_fd()));
+  maps.ring = std::move(*ring);
+  worker::syn::XdpSynSource src;
+  src.set_maps(std::move(maps));
+  const auto peer_a = *net::SocketAddress::parse(a.src4 + ":" + std::to_string(a.sport));
+  const auto peer_b = *net::SocketAddress::parse(b.src4 + ":" + std::to_string(b.sport));
+  const std::string sig = "4:64+0:0:1460:mss*44,7:mss,sok,ts,nop,ws:df,id+:0";
+  worker::syn::SynLookup st;
+  uint64_t now = worker::syn::monotonic_ns();
+
+  // Served by the ring alone: the LRU record is gone.
+  huginn_syn_key_v4 ka{};
+  ka.family = HUGINN_FAMILY_V4;
+  ka.sport = htons(a.sport);
+  inet_pton(AF_INET, a.src4.c_str(), &ka.saddr);
+  ASSERT_EQ(bpf_map_delete_elem(prog_.v4_fd(), &ka), 0);
+  auto f = src.lookup(peer_a, now, &st);
+  ASSERT_TRUE(f) << worker::syn::syn_lookup_name(st);
+  EXPECT_EQ(fp::p0f_raw_sig(*f), sig);
+  // A ring record the freshness rule rejects is not used: the map decides (miss).
+  EXPECT_FALSE(src.lookup(peer_a, now - 1'000'000'000ull, &st));
+  EXPECT_EQ(st, worker::syn::SynLookup::kMiss);
+
+  // b takes the slot: a is looked up in the map again, where it is no more.
+  ASSERT_EQ(prog_.run(FrameBuilder::build(b)), XDP_PASS);
+  now = worker::syn::monotonic_ns();
+  EXPECT_FALSE(src.lookup(peer_a, now, &st));
+  EXPECT_EQ(st, worker::syn::SynLookup::kMiss);
+  ASSERT_TRUE(src.lookup(peer_b, now, &st));
+  // a again, recorded while b holds the slot: a's SYN takes it back.
+  a.ttl = 61;
+  ASSERT_EQ(prog_.run(FrameBuilder::build(a)), XDP_PASS);
+  f = src.lookup(peer_a, worker::syn::monotonic_ns(), &st);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->ttl, 61);
+  // b's slot now holds a; b comes from the map.
+  f = src.lookup(peer_b, worker::syn::monotonic_ns(), &st);
+  ASSERT_TRUE(f) << worker::syn::syn_lookup_name(st);
+  EXPECT_EQ(f->ttl, 64);
+}
+
+// The manifest check of the ring: an unfrozen ring fails the whole grant.
+TEST_F(SynCaptureTest, GrantWithAnUnfrozenRingIsRefused) {
+  using ipc::helper::MapRole;
+  auto entry = [](MapRole role, uint8_t family, int fd) {
+    bpf_map_info info{};
+    __u32 len = sizeof info;
+    EXPECT_EQ(bpf_obj_get_info_by_fd(fd, &info, &len), 0);
+    return ipc::helper::MapManifestEntry{
+        role, family, info.type, info.key_size, info.value_size, info.max_entries, info.id};
+  };
+  ipc::helper::MapsGrant g;
+  g.worker_id = 1;
+  g.maps = {entry(MapRole::kSynV4, 4, prog_.v4_fd()), entry(MapRole::kSynRing, 0, prog_.ring_fd())};
+  // What the helper sends: a read-only fd of syn_v4, an fd of the ring.
+  auto fds = [&] {
+    LIBBPF_OPTS(bpf_get_fd_by_id_opts, ro, .open_flags = BPF_F_RDONLY);
+    std::vector<sys::UniqueFd> v;
+    v.emplace_back(bpf_map_get_fd_by_id_opts(g.maps[0].map_id, &ro));
+    v.emplace_back(dup(prog_.ring_fd()));
+    return v;
+  };
+  std::string err;
+  EXPECT_FALSE(worker::syn::validate_grant(g, fds(), 1, &err));
+  EXPECT_NE(err.find("not frozen"), std::string::npos) << err;
+
+  ASSERT_EQ(bpf_map_freeze(prog_.ring_fd()), 0);
+  auto ok = worker::syn::validate_grant(g, fds(), 1, &err);
+  ASSERT_TRUE(ok) << err;
+  EXPECT_TRUE(ok->ring.valid());
+  EXPECT_TRUE(ok->v4);
+
+  // A second ring in the same grant is refused.
+  g.maps.push_back(g.maps[1]);
+  auto three = fds();
+  three.emplace_back(dup(prog_.ring_fd()));
+  EXPECT_FALSE(worker::syn::validate_grant(g, std::move(three), 1, &err));
+  EXPECT_EQ(err, "duplicate map role");
 }
 
 TEST(SynFreshnessTest, Rule) {

@@ -33,7 +33,9 @@ MapsGrant sample_grant() {
   MapsGrant g;
   g.worker_id = 2;
   g.generation = 9;
-  g.maps = {{MapRole::kSynV4, 4, 9, 8, 88, 8192, 31}, {MapRole::kSynV6, 6, 9, 20, 96, 8192, 32}};
+  g.maps = {{MapRole::kSynV4, 4, 9, 8, 88, 8192, 31},
+            {MapRole::kSynV6, 6, 9, 20, 96, 8192, 32},
+            {MapRole::kSynRing, 0, 2, 4, 128, 2048, 33}};
   return g;
 }
 
@@ -56,7 +58,7 @@ TEST(HelperProtocolTest, EveryMessageRoundTrips) {
       {stats, 0},
       {Shutdown{true}, 0},
       {ShutdownAns{}, 0},
-      {sample_grant(), 2},
+      {sample_grant(), 3},
   };
   ASSERT_EQ(msgs.size(), std::variant_size_v<Message>);
   for (const auto& [m, nfds] : msgs) {
@@ -145,11 +147,23 @@ TEST(HelperProtocolTest, MapsGrantManifestRules) {
   g.maps[1].role = MapRole::kSynV4;
   g.maps[1].family = 4;
   auto b = encode(g);
-  EXPECT_FALSE(decode(b.data(), b.size(), 2).ok) << "duplicate role";
+  EXPECT_FALSE(decode(b.data(), b.size(), 3).ok) << "duplicate role";
   g = sample_grant();
   g.maps[0].family = 6;
   b = encode(g);
-  EXPECT_FALSE(decode(b.data(), b.size(), 2).ok) << "role/family mismatch";
+  EXPECT_FALSE(decode(b.data(), b.size(), 3).ok) << "role/family mismatch";
+  g = sample_grant();
+  g.maps[2].family = 4;
+  b = encode(g);
+  EXPECT_FALSE(decode(b.data(), b.size(), 3).ok) << "the ring has no family";
+  g = sample_grant();
+  g.maps[1] = g.maps[2];
+  b = encode(g);
+  EXPECT_FALSE(decode(b.data(), b.size(), 3).ok) << "two rings";
+  g = sample_grant();
+  b = encode(g);
+  EXPECT_FALSE(decode(b.data(), b.size(), 2).ok) << "three maps, two descriptors";
+  EXPECT_TRUE(decode(b.data(), b.size(), 3).ok);
   g = sample_grant();
   g.maps.clear();
   b = encode(g);

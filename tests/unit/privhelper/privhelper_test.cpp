@@ -15,6 +15,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sys/capability.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -28,6 +29,8 @@
 #include <fstream>
 #include <functional>
 #include <optional>
+#include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -147,6 +150,40 @@ int raw_obj_get(const std::string& path, uint32_t flags) {
   return rc < 0 ? -errno : static_cast<int>(rc);
 }
 
+// The ring's copy of a connection's SYN, rendered, or "" when its slot holds
+// another key.
+std::string ring_sig(const worker::syn::SynRing& ring, const net::SocketAddress& peer_in) {
+  const net::SocketAddress peer = peer_in.normalized();
+  const std::string_view addr = peer.addr_bytes();
+  if (peer.is_v4()) {
+    uint32_t a;
+    std::memcpy(&a, addr.data(), 4);
+    huginn_syn_value_v4 v{};
+    return ring.find(a, htons(peer.port()), &v) ? fp::p0f_raw_sig(worker::syn::syn_fields_from_record(v))
+                                                : "";
+  }
+  uint8_t a[16];
+  std::memcpy(a, addr.data(), 16);
+  huginn_syn_value_v6 v{};
+  return ring.find(a, htons(peer.port()), &v) ? fp::p0f_raw_sig(worker::syn::syn_fields_from_record(v)) : "";
+}
+
+uint32_t ring_index(const net::SocketAddress& peer_in) {
+  const net::SocketAddress peer = peer_in.normalized();
+  uint32_t w[4] = {};
+  std::memcpy(w, peer.addr_bytes().data(), peer.addr_bytes().size());
+  return huginn_syn_ring_index(htons(peer.port()), w[0], w[1], w[2], w[3]);
+}
+
+// The process's mappings of BPF maps ("start-end perms ... anon_inode:bpf-map").
+std::vector<std::string> bpf_map_mappings() {
+  std::ifstream in("/proc/self/maps");
+  std::vector<std::string> out;
+  for (std::string line; std::getline(in, line);)
+    if (line.find("bpf-map") != std::string::npos) out.push_back(line);
+  return out;
+}
+
 // The "worker": a forked child that drops to nobody with empty capability
 // sets, receives the grant and looks every connection up. Exit status 0 when
 // all checks pass; otherwise the reason is written to `report`.
@@ -161,8 +198,33 @@ int worker_child(int grant_fd, const std::vector<const Accepted*>& conns, const 
   if (!sys::verify_unprivileged(true, &err)) return fail(3, "verify_unprivileged: " + err);
   auto maps = worker::syn::receive_grant(grant_fd, 7, &err);
   if (!maps) return fail(4, "grant: " + err);
-  if (!maps->v4 || !maps->v6 || maps->generation != 3)
+  if (!maps->v4 || !maps->v6 || !maps->ring.valid() || maps->generation != 3)
     return fail(5, "grant lacks a map or has the wrong generation");
+  // The ring holds every connection's SYN, except where a later one of them
+  // took its slot; what it holds renders as the saved SYN does.
+  std::set<uint32_t> slots;
+  size_t in_ring = 0;
+  for (const Accepted* a : conns) {
+    slots.insert(ring_index(a->peer));
+    const std::string sig = ring_sig(maps->ring, a->peer);
+    if (sig.empty()) continue;
+    ++in_ring;
+    if (sig != a->saved_sig)
+      return fail(11, a->peer.to_string() + ": ring " + sig + " != saved " + a->saved_sig);
+  }
+  if (in_ring != slots.size())
+    return fail(
+        12, std::to_string(in_ring) + " connections in the ring, expected " + std::to_string(slots.size()));
+  // One mapping of a BPF map, read-only and shared, that cannot be made writable.
+  const auto mappings = bpf_map_mappings();
+  if (mappings.size() != 1) return fail(13, std::to_string(mappings.size()) + " BPF map mappings");
+  std::istringstream fields(mappings[0]);
+  std::string range, perms;
+  fields >> range >> perms;
+  if (perms != "r--s") return fail(14, "ring mapped " + perms);
+  const uintptr_t start = std::stoull(range.substr(0, range.find('-')), nullptr, 16);
+  if (mprotect(reinterpret_cast<void*>(start), 4096, PROT_READ | PROT_WRITE) == 0 || errno != EACCES)
+    return fail(15, "the ring's mapping could be made writable");
   const int v4fd = maps->v4.get();
   worker::syn::XdpSynSource src;
   src.set_maps(std::move(*maps));
@@ -320,11 +382,27 @@ TEST_P(PrivhelperTest, AttachGrantLookupRestartShutdown) {
   ASSERT_EQ(stat(pins.path().c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0700u);
   EXPECT_EQ(st.st_uid, 0u);
-  for (const char* name : {HUGINN_MAP_SYN_V4, HUGINN_MAP_SYN_V6, HUGINN_MAP_COUNTERS, HUGINN_MAP_WATCH_PORTS,
-                           HUGINN_MAP_WATCH_DST4, HUGINN_MAP_WATCH_DST6, HUGINN_MAP_CONFIG}) {
+  for (const char* name :
+       {HUGINN_MAP_SYN_V4, HUGINN_MAP_SYN_V6, HUGINN_MAP_COUNTERS, HUGINN_MAP_WATCH_PORTS,
+        HUGINN_MAP_WATCH_DST4, HUGINN_MAP_WATCH_DST6, HUGINN_MAP_CONFIG, HUGINN_MAP_SYN_RING}) {
     SCOPED_TRACE(name);
     ASSERT_EQ(stat((pins.path() + "/" + name).c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 07777, 0600u);
+  }
+  // The ring is frozen: even root's read-write descriptor cannot write it or
+  // map it writable.
+  {
+    const int rfd = bpf_obj_get((pins.path() + "/" HUGINN_MAP_SYN_RING).c_str());
+    ASSERT_GE(rfd, 0);
+    sys::UniqueFd ring(rfd);
+    const uint32_t key = 0;
+    huginn_syn_slot zero{};
+    EXPECT_NE(bpf_map_update_elem(ring.get(), &key, &zero, BPF_ANY), 0);
+    EXPECT_EQ(errno, EPERM);
+    void* w = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, ring.get(), 0);
+    EXPECT_EQ(w, MAP_FAILED);
+    EXPECT_EQ(errno, EPERM);
+    if (w != MAP_FAILED) munmap(w, 4096);
   }
   const std::string link_pin = pins.path() + "/link_" + n.server_if();
   ASSERT_EQ(stat(link_pin.c_str(), &st), 0);
