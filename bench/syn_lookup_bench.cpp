@@ -3,10 +3,10 @@
 // conversion to fp::SynFields) on an LRU hash map of the production size
 // (8,192 entries, every one filled, looked up in a shuffled order so that the
 // kernel's hash buckets are not all hot):
-//   syn_lookup                        one bpf(BPF_MAP_LOOKUP_ELEM) per lookup
+//   syn_lookup/bpf                    one bpf(BPF_MAP_LOOKUP_ELEM) per lookup
 //   syn_lookup_under_worker_seccomp   the same under the worker's filter
 //                                     (every bpf(2) call runs it)
-//   syn_lookup_ring                   served by the frozen syn_ring mapping
+//   syn_lookup/ring                   served by the frozen syn_ring mapping
 //                                     (no system call), as most are
 // The rest of fingerprinting's per-connection work is in fingerprint_bench.cpp,
 // p0f_bench.cpp and rewrite_bench.cpp; bench/README.md adds them up.
@@ -190,34 +190,23 @@ worker::syn::XdpSynSource source(const Fixture& f, bool with_ring) {
   return src;
 }
 
-void syn_lookup(benchmark::State& state) {
+// with_ring: the source has the ring and looks up only keys the ring holds.
+void syn_lookup(benchmark::State& state, bool with_ring) {
   const Fixture& f = fixture();
   if (!f.error.empty()) {
     state.SkipWithError(f.error.c_str());
     return;
   }
-  const auto src = source(f, false);
+  const auto src = source(f, with_ring);
+  const auto& peers = with_ring ? f.ring_peers : f.peers;
   size_t next = 0;
   int64_t hits = 0;
-  for (auto _ : state) hits += lookups(src, f.peers, 1, &next);
+  for (auto _ : state) hits += lookups(src, peers, 1, &next);
   if (hits != state.iterations()) state.SkipWithError("a lookup missed");
+  state.counters["keys"] = static_cast<double>(peers.size());
 }
-BENCHMARK(syn_lookup);
-
-void syn_lookup_ring(benchmark::State& state) {
-  const Fixture& f = fixture();
-  if (!f.error.empty()) {
-    state.SkipWithError(f.error.c_str());
-    return;
-  }
-  const auto src = source(f, true);
-  size_t next = 0;
-  int64_t hits = 0;
-  for (auto _ : state) hits += lookups(src, f.ring_peers, 1, &next);
-  if (hits != state.iterations()) state.SkipWithError("a lookup missed");
-  state.counters["ring_keys"] = static_cast<double>(f.ring_peers.size());
-}
-BENCHMARK(syn_lookup_ring);
+BENCHMARK_CAPTURE(syn_lookup, bpf, false);
+BENCHMARK_CAPTURE(syn_lookup, ring, true);
 
 // The same, in a child process under the worker's seccomp filter.
 void syn_lookup_under_worker_seccomp(benchmark::State& state) {
