@@ -124,11 +124,12 @@ const Fixture& fixture() {
       v.tcp.options_len = sizeof kOptions;
       std::memcpy(v.tcp.options, kOptions, sizeof kOptions);
       if (worker::syn::bpf_map_update(x.rw.get(), &key, &v, BPF_NOEXIST) != 0) continue;  // duplicate key
-      char text[32];
-      in_addr in{};
-      in.s_addr = key.saddr;
-      std::snprintf(text, sizeof text, "%s:%u", inet_ntoa(in), ntohs(key.sport));
-      x.peers.push_back(*net::SocketAddress::parse(text));
+      sockaddr_in sin{};
+      sin.sin_family = AF_INET;
+      sin.sin_port = key.sport;
+      sin.sin_addr.s_addr = key.saddr;
+      x.peers.push_back(
+          *net::SocketAddress::from_sockaddr(reinterpret_cast<const sockaddr*>(&sin), sizeof sin));
       // The ring: the slot's last writer wins, as in the program.
       const uint32_t idx = huginn_syn_ring_index(key.sport, key.saddr, 0, 0, 0);
       huginn_syn_slot slot{};

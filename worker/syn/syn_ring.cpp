@@ -61,22 +61,23 @@ std::optional<SynRing> SynRing::attach(int fd, std::string* error) {
 
 const huginn_syn_slot* SynRing::slots() const { return static_cast<const huginn_syn_slot*>(map_.data()); }
 
-bool SynRing::find(uint32_t saddr, uint16_t sport, huginn_syn_value_v4* out) const {
+bool SynRing::find(const huginn_syn_key_v4& key, huginn_syn_value_v4* out) const {
   if (!valid()) return false;
   huginn_syn_slot s;
-  if (!read_ring_slot(slots(), huginn_syn_ring_index(sport, saddr, 0, 0, 0), &s)) return false;
-  if (s.family != HUGINN_FAMILY_V4 || s.sport != sport || word(s.saddr) != saddr) return false;
+  if (!read_ring_slot(slots(), huginn_syn_ring_index(key.sport, key.saddr, 0, 0, 0), &s)) return false;
+  if (s.family != HUGINN_FAMILY_V4 || s.sport != key.sport || word(s.saddr) != key.saddr) return false;
   *out = s.value.v4;
   return true;
 }
 
-bool SynRing::find(const uint8_t (&saddr)[16], uint16_t sport, huginn_syn_value_v6* out) const {
+bool SynRing::find(const huginn_syn_key_v6& key, huginn_syn_value_v6* out) const {
   if (!valid()) return false;
   huginn_syn_slot s;
-  const uint32_t index =
-      huginn_syn_ring_index(sport, word(saddr), word(saddr + 4), word(saddr + 8), word(saddr + 12));
+  const uint8_t* a = key.saddr;
+  const uint32_t index = huginn_syn_ring_index(key.sport, word(a), word(a + 4), word(a + 8), word(a + 12));
   if (!read_ring_slot(slots(), index, &s)) return false;
-  if (s.family != HUGINN_FAMILY_V6 || s.sport != sport || std::memcmp(s.saddr, saddr, 16) != 0) return false;
+  if (s.family != HUGINN_FAMILY_V6 || s.sport != key.sport || std::memcmp(s.saddr, key.saddr, 16) != 0)
+    return false;
   *out = s.value.v6;
   return true;
 }

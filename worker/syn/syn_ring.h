@@ -11,6 +11,8 @@
 #include "common/sys/shared_memory.h"
 
 struct huginn_syn_slot;
+struct huginn_syn_key_v4;
+struct huginn_syn_key_v6;
 struct huginn_syn_value_v4;
 struct huginn_syn_value_v6;
 
@@ -32,10 +34,10 @@ class SynRing {
 
   bool valid() const { return static_cast<bool>(map_); }
 
-  // The record of the SYN from (address, port), both in network order as in
-  // the map keys, if the ring holds it. False: not there, or not readable now.
-  bool find(uint32_t saddr, uint16_t sport, huginn_syn_value_v4* out) const;
-  bool find(const uint8_t (&saddr)[16], uint16_t sport, huginn_syn_value_v6* out) const;
+  // The record of the SYN with the LRU maps' `key`, if the ring holds it.
+  // False: not there, or not readable now.
+  bool find(const huginn_syn_key_v4& key, huginn_syn_value_v4* out) const;
+  bool find(const huginn_syn_key_v6& key, huginn_syn_value_v6* out) const;
 
  private:
   const huginn_syn_slot* slots() const;

@@ -90,15 +90,14 @@ namespace {
 // ring, being written, implausible, not fresh) goes to the map, so the ring
 // can only save the system call, never change the answer the map gives for
 // the same record.
-template <typename Key, typename Value, typename RingFind>
-std::optional<fp::SynFields> lookup_in(int map_fd, const Key& key, RingFind ring_find, uint64_t accept_ns,
+template <typename Value, typename Key>
+std::optional<fp::SynFields> lookup_in(const SynRing& ring, int map_fd, const Key& key, uint64_t accept_ns,
                                        uint64_t max_age_ns, SynLookup& st) {
   Value v{};
-  if (ring_find(&v) && plausible(v.tcp) && capture_fresh(v.captured_ns, accept_ns, max_age_ns)) {
+  if (ring.find(key, &v) && plausible(v.tcp) && capture_fresh(v.captured_ns, accept_ns, max_age_ns)) {
     st = SynLookup::kHit;
     return syn_fields_from_record(v);
   }
-  v = Value{};
   const int rc = bpf_map_lookup(map_fd, &key, &v);
   if (rc == -ENOENT) return st = SynLookup::kMiss, std::nullopt;
   if (rc != 0) return st = SynLookup::kError, std::nullopt;
@@ -123,9 +122,7 @@ std::optional<fp::SynFields> XdpSynSource::lookup(const huginn::net::SocketAddre
     key.family = HUGINN_FAMILY_V4;
     key.sport = port_be;
     std::memcpy(&key.saddr, addr.data(), 4);
-    return lookup_in<huginn_syn_key_v4, huginn_syn_value_v4>(
-        maps_.v4.get(), key, [&](huginn_syn_value_v4* v) { return maps_.ring.find(key.saddr, key.sport, v); },
-        accept_ns, max_age_ns_, st);
+    return lookup_in<huginn_syn_value_v4>(maps_.ring, maps_.v4.get(), key, accept_ns, max_age_ns_, st);
   }
   if (peer.is_v6()) {
     if (!maps_.v6) return st = SynLookup::kNoMaps, std::nullopt;
@@ -133,9 +130,7 @@ std::optional<fp::SynFields> XdpSynSource::lookup(const huginn::net::SocketAddre
     key.family = HUGINN_FAMILY_V6;
     key.sport = port_be;
     std::memcpy(key.saddr, addr.data(), 16);
-    return lookup_in<huginn_syn_key_v6, huginn_syn_value_v6>(
-        maps_.v6.get(), key, [&](huginn_syn_value_v6* v) { return maps_.ring.find(key.saddr, key.sport, v); },
-        accept_ns, max_age_ns_, st);
+    return lookup_in<huginn_syn_value_v6>(maps_.ring, maps_.v6.get(), key, accept_ns, max_age_ns_, st);
   }
   return st = SynLookup::kInvalid, std::nullopt;
 }

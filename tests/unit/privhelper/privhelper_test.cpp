@@ -155,17 +155,21 @@ int raw_obj_get(const std::string& path, uint32_t flags) {
 std::string ring_sig(const worker::syn::SynRing& ring, const net::SocketAddress& peer_in) {
   const net::SocketAddress peer = peer_in.normalized();
   const std::string_view addr = peer.addr_bytes();
+  auto render = [](const auto& v) { return fp::p0f_raw_sig(worker::syn::syn_fields_from_record(v)); };
   if (peer.is_v4()) {
-    uint32_t a;
-    std::memcpy(&a, addr.data(), 4);
+    huginn_syn_key_v4 k{};
+    k.family = HUGINN_FAMILY_V4;
+    k.sport = htons(peer.port());
+    std::memcpy(&k.saddr, addr.data(), 4);
     huginn_syn_value_v4 v{};
-    return ring.find(a, htons(peer.port()), &v) ? fp::p0f_raw_sig(worker::syn::syn_fields_from_record(v))
-                                                : "";
+    return ring.find(k, &v) ? render(v) : "";
   }
-  uint8_t a[16];
-  std::memcpy(a, addr.data(), 16);
+  huginn_syn_key_v6 k{};
+  k.family = HUGINN_FAMILY_V6;
+  k.sport = htons(peer.port());
+  std::memcpy(k.saddr, addr.data(), 16);
   huginn_syn_value_v6 v{};
-  return ring.find(a, htons(peer.port()), &v) ? fp::p0f_raw_sig(worker::syn::syn_fields_from_record(v)) : "";
+  return ring.find(k, &v) ? render(v) : "";
 }
 
 uint32_t ring_index(const net::SocketAddress& peer_in) {
