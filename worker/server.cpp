@@ -10,7 +10,6 @@
 #include <unordered_map>
 #include <vector>
 
-#include "common/fingerprint/p0f.h"
 #include "common/sys/log.h"
 #include "worker/net/acceptor.h"
 #include "worker/net/bulk_io.h"
@@ -23,6 +22,7 @@
 #include "worker/net/tls_shutdown.h"
 #include "worker/net/tls_stage.h"
 #include "worker/net/worker_context.h"
+#include "worker/proxy/fingerprint_memo.h"
 #include "worker/syn/tcp_syn.h"
 
 namespace huginn::worker {
@@ -225,7 +225,8 @@ void Server::Impl::dispatch(net::AcceptedClient c) {
     // address and port can be the client's SYN (kNoSocket).
     auto fields = c.proxied ? syn->resolve(syn::TcpSynResolver::kNoSocket, *c.proxied, c.accepted_ns)
                             : syn->resolve(fd, c.peer, c.accepted_ns);
-    if (fields) c.info.fingerprints.set(proxy::ConnectionFingerprints::kTcp, fp::p0f_raw_sig(*fields));
+    if (fields)
+      c.info.fingerprints = proxy::FingerprintMemo::for_this_thread().with_tcp(c.info.fingerprints, *fields);
     if (ctx.metrics) ctx.metrics->syn_lookup(fields.has_value());
   }
   // TCP_NODELAY is inherited from the listener (add_listener).

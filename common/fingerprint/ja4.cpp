@@ -209,6 +209,41 @@ std::string ja4_a(const ClientHello& ch, char transport) {
   return std::string(a, kALen);
 }
 
+namespace {
+
+void put16(std::string& out, uint16_t v) {
+  out.push_back(static_cast<char>(v >> 8));
+  out.push_back(static_cast<char>(v & 0xff));
+}
+
+void put_size(std::string& out, size_t n) {
+  const auto v = static_cast<uint32_t>(n);  // a hello is at most 16 KiB
+  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>((v >> shift) & 0xff));
+}
+
+void put_values(std::string& out, const std::vector<uint16_t>& v) {
+  put_size(out, v.size());
+  for (const uint16_t x : v) put16(out, x);
+}
+
+}  // namespace
+
+void ja4_input_key(const ClientHello& ch, char transport, std::string& out) {
+  out.push_back(transport);
+  out.push_back(static_cast<char>((ch.has_supported_versions_ext ? 1 : 0) | (ch.has_sni_ext ? 2 : 0) |
+                                  (ch.alpn.empty() ? 0 : 4)));
+  put16(out, ch.legacy_version);
+  put_values(out, ch.supported_versions);
+  if (!ch.alpn.empty()) {
+    put_size(out, ch.alpn.front().size());
+    out.append(ch.alpn.front());
+  }
+  put_values(out, ch.cipher_suites);
+  put_size(out, ch.extensions.size());
+  for (const auto& e : ch.extensions) put16(out, e.type);
+  put_values(out, ch.signature_algorithms);
+}
+
 Ja4Set compute_ja4(const ClientHello& ch, char transport) {
   const Counts c = count(ch);
   char a[kALen];

@@ -20,6 +20,15 @@ struct Ja4Set {
 // `transport`: 't' TLS over TCP, 'q' QUIC, 'd' DTLS.
 Ja4Set compute_ja4(const ClientHello& ch, char transport = 't');
 
+// Appends to `out` every input compute_ja4(ch, transport) reads, as bytes:
+// the transport, the version fields, SNI presence, the first ALPN value and
+// the cipher, extension-type and signature-algorithm lists (wire order,
+// GREASE included; lists length-prefixed, so no two inputs give one key).
+// Hellos with equal keys have equal JA4 sets; what varies per connection
+// (random, session id, key shares, the SNI name, extension bodies) is not in
+// it. For memoizing compute_ja4 across connections.
+void ja4_input_key(const ClientHello& ch, char transport, std::string& out);
+
 // The 10-character JA4_a part, e.g. "t13d1516h2".
 std::string ja4_a(const ClientHello& ch, char transport = 't');
 

@@ -74,7 +74,11 @@ struct OptionWalk {
 // adds `bad`), variable-size ones by their length byte; an option running past
 // the end, or a walk that does not end exactly at the end of the options,
 // aborts with `bad`.
-OptionWalk walk_options(const uint8_t* opts, size_t end, uint8_t tcp_type) {
+//
+// With `canon` (a copy of the options), also writes there what p0f_canonical
+// keeps of them: each timestamp value replaced by 0 or 1 (whether it is
+// non-zero, all the walk asks of it), the bodies of skipped options zeroed.
+OptionWalk walk_options(const uint8_t* opts, size_t end, uint8_t tcp_type, uint8_t* canon = nullptr) {
   OptionWalk w;
   size_t i = 0;
   bool abort = false;
@@ -135,6 +139,7 @@ OptionWalk walk_options(const uint8_t* opts, size_t end, uint8_t tcp_type) {
           abort = true;
           break;
         }
+        if (canon) std::memset(canon + i + 1, 0, olen - 2);
         i += olen - 1;
         break;
       }
@@ -147,6 +152,12 @@ OptionWalk walk_options(const uint8_t* opts, size_t end, uint8_t tcp_type) {
         w.ts1 = be32(opts + i + 1);
         if (w.ts1 == 0) w.quirks |= kQTs1Minus;
         if (tcp_type == kTcpSyn && be32(opts + i + 5) != 0) w.quirks |= kQTs2Plus;
+        if (canon) {
+          const bool ts2 = be32(opts + i + 5) != 0;
+          std::memset(canon + i + 1, 0, 8);
+          canon[i + 4] = w.ts1 != 0 ? 1 : 0;
+          canon[i + 8] = ts2 ? 1 : 0;
+        }
         i += 9;
         break;
       default: {
@@ -159,6 +170,7 @@ OptionWalk walk_options(const uint8_t* opts, size_t end, uint8_t tcp_type) {
           abort = true;
           break;
         }
+        if (canon) std::memset(canon + i + 1, 0, olen - 2);
         i += olen - 1;
         break;
       }
@@ -341,6 +353,53 @@ std::string p0f_raw_sig(const SynFields& syn) {
   out.ch(':');
   out.ch(syn.payload_len ? '+' : '0');
   return out.take();
+}
+
+SynFields p0f_canonical(const SynFields& syn) {
+  const bool v6 = syn.ip_version == 6;
+  const uint8_t tcp_type = syn.tcp_flags & (kTcpSyn | kTcpAck | kTcpFin | kTcpRst);
+  const size_t opt_len = syn.tcp_options_len < kMaxTcpOptions ? syn.tcp_options_len : kMaxTcpOptions;
+  SynFields c;
+  c.ip_version = v6 ? 6 : 4;
+  c.ttl = syn.ttl;
+  c.ip_id = !v6 && syn.ip_id != 0 ? 1 : 0;
+  c.df = !v6 && syn.df;
+  c.mf = false;
+  c.reserved_bit = !v6 && syn.reserved_bit;
+  c.tos = syn.tos & 0x03;
+  c.ip_options_len = v6 ? 0 : syn.ip_options_len;
+  c.flow_label = v6 && (syn.flow_label & 0xFFFFF) != 0 ? 1 : 0;
+  c.window = syn.window;
+  c.seq = syn.seq != 0 ? 1 : 0;
+  c.ack = syn.ack != 0 ? 1 : 0;
+  c.urg_ptr = syn.urg_ptr != 0 ? 1 : 0;
+  c.tcp_flags = syn.tcp_flags;
+  c.tcp_reserved = syn.tcp_reserved & 0x01;
+  c.tcp_options_len = static_cast<uint8_t>(opt_len);
+  std::memcpy(c.tcp_options.data(), syn.tcp_options.data(), opt_len);  // the rest stays zero
+  walk_options(syn.tcp_options.data(), opt_len, tcp_type, c.tcp_options.data());
+  c.payload_len = syn.payload_len != 0 ? 1 : 0;
+  return c;
+}
+
+void p0f_input_key(const SynFields& syn, std::string& out) {
+  const SynFields c = p0f_canonical(syn);
+  // Only the fields that can differ after canonicalization, each in full.
+  const uint8_t bytes[] = {
+      c.ip_version,
+      c.ttl,
+      static_cast<uint8_t>((c.ip_id ? 1 : 0) | (c.df ? 2 : 0) | (c.reserved_bit ? 4 : 0) |
+                           (c.flow_label ? 8 : 0) | (c.seq ? 16 : 0) | (c.ack ? 32 : 0) |
+                           (c.urg_ptr ? 64 : 0) | (c.payload_len ? 128 : 0)),
+      c.tos,
+      c.ip_options_len,
+      static_cast<uint8_t>(c.window >> 8),
+      static_cast<uint8_t>(c.window & 0xff),
+      c.tcp_flags,
+      c.tcp_reserved,
+      c.tcp_options_len};
+  out.append(reinterpret_cast<const char*>(bytes), sizeof bytes);
+  out.append(reinterpret_cast<const char*>(c.tcp_options.data()), c.tcp_options_len);
 }
 
 std::optional<SynFields> syn_fields_from_packet(const uint8_t* data, size_t len, std::string* error) {

@@ -63,6 +63,20 @@ std::optional<SynFields> syn_fields_from_packet(const uint8_t* data, size_t len,
 // p0f 3.09b's raw_sig for these fields.
 std::string p0f_raw_sig(const SynFields& syn);
 
+// The fields with every value that p0f_raw_sig reads only through a test
+// replaced by one representative (0 or 1): sequence and acknowledgement
+// numbers, IP ID, urgent pointer, payload length, flow label, the timestamp
+// values; the TOS and reserved bits it ignores, the MF flag, the bodies of the
+// options it skips and the option bytes past the options' length are zeroed.
+// p0f_raw_sig(p0f_canonical(s)) == p0f_raw_sig(s), and the SYNs of one TCP
+// stack, which differ in those per-connection values, share one canonical form.
+SynFields p0f_canonical(const SynFields& syn);
+
+// Appends p0f_canonical(syn)'s fields to `out` as bytes (no padding): SYNs
+// with equal keys have equal raw_sig. For memoizing p0f_raw_sig across
+// connections.
+void p0f_input_key(const SynFields& syn, std::string& out);
+
 // syn_fields_from_packet + p0f_raw_sig.
 std::optional<std::string> p0f_from_packet(const uint8_t* data, size_t len);
 

@@ -3,7 +3,8 @@
 // Checks (abort on violation): the parser never reads out of bounds (ASan),
 // results are consistent between the whole input and its `consumed` prefix,
 // every proper prefix of a complete hello needs more data, and the JA4
-// strings have their fixed shape.
+// strings have their fixed shape; the memo key (ja4_input_key) is the same
+// for both parses.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -52,6 +53,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       const ClientHelloParse again = huginn::fp::parse_client_hello(data, p.consumed);
       check(again.status == ClientHelloParse::Status::kOk && again.consumed == p.consumed);
       check(again.hello.extensions.size() == p.hello.extensions.size());
+      // The memo key sees the same inputs (and the same JA4) both times.
+      std::string k1, k2;
+      huginn::fp::ja4_input_key(p.hello, 't', k1);
+      huginn::fp::ja4_input_key(again.hello, 't', k2);
+      check(k1 == k2 && huginn::fp::compute_ja4(again.hello).ja4_r == huginn::fp::compute_ja4(p.hello).ja4_r);
       // ...and one byte less is not enough.
       const ClientHelloParse shorter = huginn::fp::parse_client_hello(data, p.consumed - 1);
       check(shorter.status == ClientHelloParse::Status::kNeedMore);

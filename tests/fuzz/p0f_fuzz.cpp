@@ -1,7 +1,8 @@
 // Fuzzes the p0f SYN renderer: input bytes as the IP + TCP headers of a SYN
 // (the TCP_SAVED_SYN source), or, when the first byte has its top bit set, the
 // rest as raw SynFields values (the XDP record source, whose fields need not be
-// self-consistent).
+// self-consistent). Both ways, the memo key's canonical form must render the
+// same signature and be its own canonical form.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -46,12 +47,25 @@ huginn::fp::SynFields fields_from_bytes(const uint8_t* d, size_t n) {
   return f;
 }
 
+// p0f_canonical keeps the signature and is idempotent (the memo's soundness).
+void check_canonical(const huginn::fp::SynFields& f, const std::string& sig) {
+  const huginn::fp::SynFields c = huginn::fp::p0f_canonical(f);
+  if (huginn::fp::p0f_raw_sig(c) != sig) __builtin_trap();
+  std::string k1, k2;
+  huginn::fp::p0f_input_key(f, k1);
+  huginn::fp::p0f_input_key(c, k2);
+  if (k1 != k2) __builtin_trap();
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   if (data[0] & 0x80 && size > 1) {
-    check_sig(huginn::fp::p0f_raw_sig(fields_from_bytes(data + 1, size - 1)));
+    const huginn::fp::SynFields f = fields_from_bytes(data + 1, size - 1);
+    const std::string sig = huginn::fp::p0f_raw_sig(f);
+    check_sig(sig);
+    check_canonical(f, sig);
     return 0;
   }
   std::string error;
@@ -62,6 +76,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const std::string sig = huginn::fp::p0f_raw_sig(*fields);
   check_sig(sig);
+  check_canonical(*fields, sig);
   const auto again = huginn::fp::p0f_from_packet(data, size);
   if (!again || *again != sig) __builtin_trap();
   return 0;

@@ -45,6 +45,11 @@ class ConnectionFingerprints {
   // Replaces several values at once (one lookup in the intern table).
   void set(std::initializer_list<std::pair<Kind, std::string_view>> values);
 
+  // The interned set this object refers to (null: no value): two objects
+  // alive on one thread have equal values exactly when their identities are
+  // equal. Meaningful only while an object with this identity is alive.
+  const void* identity() const { return set_; }
+
   // Distinct value sets alive on this thread (for tests and diagnostics).
   static size_t interned();
 

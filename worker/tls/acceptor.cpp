@@ -13,8 +13,8 @@
 #include <utility>
 
 #include "common/fingerprint/clienthello.h"
-#include "common/fingerprint/ja4.h"
 #include "common/sys/log.h"
+#include "worker/proxy/fingerprint_memo.h"
 #include "worker/tls/held_output.h"
 
 namespace huginn::worker::tls {
@@ -353,12 +353,8 @@ bool Acceptor::process_hello() {
       hello_error_ = "ClientHello larger than " + std::to_string(kMaxClientHelloBytes) + " bytes";
       break;
     case fp::ClientHelloParse::Status::kOk:
-      if (opts_.compute_ja4) {
-        fp::Ja4Set j = fp::compute_ja4(p.hello);
-        using K = proxy::ConnectionFingerprints;
-        info_.fingerprints.set(
-            {{K::kJa4, j.ja4}, {K::kJa4R, j.ja4_r}, {K::kJa4O, j.ja4_o}, {K::kJa4Or, j.ja4_or}});
-      }
+      if (opts_.compute_ja4)
+        info_.fingerprints = proxy::FingerprintMemo::for_this_thread().with_ja4(info_.fingerprints, p.hello);
       break;
     case fp::ClientHelloParse::Status::kError:
     case fp::ClientHelloParse::Status::kUnsupported:

@@ -1,0 +1,65 @@
+// A memo of the fingerprint computations of recent connections, per worker
+// thread. The clients of one TLS stack on one operating system send the same
+// cipher, extension and signature-algorithm lists and the same SYN shape, so
+// most connections repeat a computation another one made moments before:
+// the p0f signature of the SYN, the JA4 family of the ClientHello, and the
+// interning of the resulting value set (ConnectionFingerprints). The memo
+// maps what each computation reads (fp::p0f_input_key, fp::ja4_input_key)
+// and the value set it starts from to the value set it ends with; a hit
+// costs building and comparing that key (~100 bytes) instead of parsing,
+// sorting, hashing and formatting.
+//
+// Direct-mapped: a key that hashes to an occupied slot replaces its entry.
+// An entry holds references to two value sets (ConnectionFingerprints), so
+// at most 2 × kSlots sets stay alive because of the memo. Keys longer than
+// kMaxKey bytes (pathological hellos) are computed every time. Not
+// thread-safe: one memo per thread (for_this_thread()).
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "common/fingerprint/clienthello.h"
+#include "common/fingerprint/p0f.h"
+#include "worker/proxy/connection_fingerprints.h"
+
+namespace huginn::worker::proxy {
+
+class FingerprintMemo {
+ public:
+  static constexpr size_t kSlots = 64;
+  static constexpr size_t kMaxKey = 1024;
+
+  // `base` with kTcp set to fp::p0f_raw_sig(syn).
+  ConnectionFingerprints with_tcp(const ConnectionFingerprints& base, const fp::SynFields& syn);
+  // `base` with the JA4 family of `hello` (TLS over TCP).
+  ConnectionFingerprints with_ja4(const ConnectionFingerprints& base, const fp::ClientHello& hello);
+
+  uint64_t hits() const { return hits_; }
+  uint64_t misses() const { return misses_; }
+
+  static FingerprintMemo& for_this_thread();
+
+ private:
+  struct Entry {
+    size_t hash = 0;
+    std::string key;  // empty: unused
+    ConnectionFingerprints base;
+    ConnectionFingerprints result;
+  };
+
+  // The entry for scratch_ (kind byte first) over `base`, or null on a miss;
+  // on a miss `*slot` is where the new entry goes.
+  Entry* find(const ConnectionFingerprints& base, size_t* hash, Entry** slot);
+  void store(Entry* slot, size_t hash, const ConnectionFingerprints& base,
+             const ConnectionFingerprints& result);
+
+  std::array<Entry, kSlots> slots_;
+  std::string scratch_;  // the key being looked up (keeps its capacity)
+  uint64_t hits_ = 0;
+  uint64_t misses_ = 0;
+};
+
+}  // namespace huginn::worker::proxy
