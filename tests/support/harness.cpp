@@ -23,11 +23,14 @@
 #include <iterator>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <set>
 #include <sstream>
 #include <stdexcept>
 #include <string_view>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include <openssl/err.h>
 #include <openssl/x509.h>
@@ -87,36 +90,78 @@ uint64_t raise_nofile_limit(uint64_t want) {
 
 namespace {
 
-// Binds port 0 on `ss` (with IPV6_V6ONLY off when `dual_stack`) and returns the
-// port the kernel chose; the socket is closed again.
-uint16_t bound_port(sockaddr_storage ss, socklen_t len, bool dual_stack) {
+// Whether `port` can be bound on `ss` (with IPV6_V6ONLY off when `dual_stack`)
+// right now; the socket is closed again.
+bool bindable(sockaddr_storage ss, socklen_t len, bool dual_stack, uint16_t port) {
   sys::UniqueFd fd(socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) throw std::runtime_error("free_port socket");
   int off = 0;
   if (dual_stack) setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
-  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) throw std::runtime_error("free_port bind");
-  len = sizeof ss;
-  if (getsockname(fd.get(), reinterpret_cast<sockaddr*>(&ss), &len) != 0)
-    throw std::runtime_error("free_port getsockname");
-  return ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
-                                        : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  if (ss.ss_family == AF_INET6) {
+    reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port = htons(port);
+  } else {
+    reinterpret_cast<sockaddr_in*>(&ss)->sin_port = htons(port);
+  }
+  return bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) == 0;
 }
 
-// The kernel may pick the same port for two port-0 binds in a row (it did in
-// CI: a fixture's TLS and cleartext listeners got one port). Every port handed
-// out by this process is remembered, and a pick that repeats one is redrawn.
+// The kernel's ephemeral range ("lo hi"), where connect() and port-0 binds take
+// their ports from.
+std::pair<int, int> ephemeral_range() {
+  std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+  int lo = 32768, hi = 60999;
+  if (!(in >> lo >> hi) || lo > hi) return {32768, 60999};
+  return {lo, hi};
+}
+
+// Ports for listeners that a test starts later come from outside the kernel's
+// ephemeral range: a port-0 pick lies inside it, and any outgoing connection
+// made meanwhile (a client of another test running in parallel) may take it as
+// its source port, so that the proxy's bind fails with EADDRINUSE (it did in an
+// ASan CI run). Test processes running in parallel share the rest through one
+// lock file: byte N held under an open-file-description lock, until the process
+// exits, means port N is taken. Within the process, `handed` remembers every
+// port given out, so a fixture's listeners never share one.
 uint16_t unhanded_port(const sockaddr_storage& ss, socklen_t len, bool dual_stack) {
   static std::mutex mu;
   static std::set<uint16_t> handed;
+  static sys::UniqueFd lock_fd;
   std::lock_guard<std::mutex> lock(mu);
-  for (int attempt = 0; attempt < 1000; ++attempt) {
-    const uint16_t port = bound_port(ss, len, dual_stack);
-    if (handed.insert(port).second) return port;
+  if (!lock_fd) {
+    lock_fd.reset(open(free_port_lock_file().c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (!lock_fd) throw std::runtime_error("free_port: cannot open " + free_port_lock_file());
   }
-  throw std::runtime_error("free_port: the kernel keeps picking ports this process already handed out");
+  const auto [lo, hi] = ephemeral_range();
+  std::vector<uint16_t> candidates;
+  for (int p = 10000; p <= 65535; ++p) {
+    if (p < lo || p > hi) candidates.push_back(static_cast<uint16_t>(p));
+  }
+  if (candidates.empty())
+    throw std::runtime_error("free_port: the ephemeral range leaves no port above 10000");
+  std::random_device rd;
+  size_t i = std::uniform_int_distribution<size_t>(0, candidates.size() - 1)(rd);
+  for (size_t n = 0; n < candidates.size(); ++n, i = (i + 1) % candidates.size()) {
+    const uint16_t port = candidates[i];
+    if (handed.count(port) != 0) continue;
+    struct flock fl {};
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = port;
+    fl.l_len = 1;
+    if (fcntl(lock_fd.get(), F_OFD_SETLK, &fl) != 0) continue;  // another test process has it
+    handed.insert(port);  // ours now, whether or not it binds: not offered again
+    if (bindable(ss, len, dual_stack, port)) return port;
+  }
+  throw std::runtime_error("free_port: no free port outside the ephemeral range");
 }
 
 }  // namespace
+
+std::string free_port_lock_file() {
+  return (std::filesystem::temp_directory_path() /
+          ("huginn-test-ports-" + std::to_string(getuid()) + ".lock"))
+      .string();
+}
 
 uint16_t free_port(const char* host) {
   sockaddr_storage ss{};

@@ -26,13 +26,18 @@ class TempDir {
   std::string path_;
 };
 
-// A port that was free a moment ago (bound to port 0 and released). Neither
-// function returns a port that either of them has returned before in this
-// process, so a fixture's listeners never share one.
+// A port that was free a moment ago, outside the kernel's ephemeral range (so
+// no outgoing connection takes it before the test listens on it) and reserved
+// against other test processes running in parallel (a lock on its byte of
+// free_port_lock_file(), held until this process exits). Neither function
+// returns a port that either of them has returned before in this process, so a
+// fixture's listeners never share one.
 uint16_t free_port(const char* host = "127.0.0.1");
 // A port that is free on every IPv4 and IPv6 address (the kernel's choice for
 // a dual-stack wildcard bind): for tests that listen on both 127.0.0.1 and ::1.
 uint16_t free_dual_stack_port();
+// The file whose byte N a test process locks while port N is its own.
+std::string free_port_lock_file();
 
 std::string binary_path(const std::string& rel);  // relative to the build tree
 
