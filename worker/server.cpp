@@ -226,7 +226,8 @@ void Server::Impl::dispatch(net::AcceptedClient c) {
     auto fields = c.proxied ? syn->resolve(syn::TcpSynResolver::kNoSocket, *c.proxied, c.accepted_ns)
                             : syn->resolve(fd, c.peer, c.accepted_ns);
     if (fields)
-      c.info.fingerprints = proxy::FingerprintMemo::for_this_thread().with_tcp(c.info.fingerprints, *fields);
+      c.info.fingerprints =
+          proxy::FingerprintMemo::for_this_thread().with_tcp(c.info.fingerprints, *fields, ctx.metrics);
     if (ctx.metrics) ctx.metrics->syn_lookup(fields.has_value());
   }
   // TCP_NODELAY is inherited from the listener (add_listener).

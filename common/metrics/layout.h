@@ -23,7 +23,7 @@
 namespace huginn::metrics {
 
 // Bumped whenever a word moves; the worker refuses a table of another layout.
-inline constexpr uint32_t kLayoutVersion = 3;
+inline constexpr uint32_t kLayoutVersion = 4;
 
 enum class Protocol : uint8_t { kHttp1 = 0, kHttp2 = 1 };
 inline constexpr size_t kProtocols = 2;
@@ -107,6 +107,10 @@ constexpr size_t status_class_index(uint16_t status) {
   return (status >= 100 && status <= 599) ? status / 100 - 1 : kStatusClasses - 1;
 }
 
+// The fingerprint computations the per-thread memo (worker/proxy/fingerprint_memo.h) serves.
+enum class MemoKind : uint8_t { kTcp = 0, kJa4 = 1 };
+inline constexpr std::array<std::string_view, 2> kMemoKindLabels = {"tcp", "ja4"};
+
 // Word indices of the fixed part of a slot.
 namespace word {
 inline constexpr size_t kConnectionsTotal = 0;
@@ -128,7 +132,9 @@ inline constexpr size_t kDurationSumUs = kDuration + kProtocols * (kBuckets + 1)
 inline constexpr size_t kIpFilterAllowed = kDurationSumUs + kProtocols;
 inline constexpr size_t kIpFilterDenied = kIpFilterAllowed + 1;
 inline constexpr size_t kProxyProtocol = kIpFilterDenied + 1;  // + ProxyProtocolEvent
-inline constexpr size_t kCount = kProxyProtocol + kProxyProtocolEvents;
+// + MemoKind * 2 + (0: hit, 1: miss)
+inline constexpr size_t kFingerprintMemo = kProxyProtocol + kProxyProtocolEvents;
+inline constexpr size_t kCount = kFingerprintMemo + 2 * 2;
 }  // namespace word
 
 // Word indices of one per-route section (relative to its start).

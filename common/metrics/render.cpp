@@ -183,6 +183,15 @@ std::string render(const Counters& t, const RouteTotals& routes, const Superviso
   o.family("huginn_tcp_syn_fingerprints_total", "counter", "TCP SYN lookups at accept by result.");
   o.sample("huginn_tcp_syn_fingerprints_total", {{"reason", "hit"}}, t[word::kSynHit]);
   o.sample("huginn_tcp_syn_fingerprints_total", {{"reason", "miss"}}, t[word::kSynMiss]);
+  o.family("huginn_fingerprint_memo_total", "counter",
+           "Fingerprint computations (p0f signature, JA4 family) by kind and result: served from the "
+           "worker's memo of recent inputs (hit) or computed (miss).");
+  for (size_t k = 0; k < kMemoKindLabels.size(); ++k) {
+    o.sample("huginn_fingerprint_memo_total", {{"fingerprint", kMemoKindLabels[k]}, {"result", "hit"}},
+             t[word::kFingerprintMemo + k * 2]);
+    o.sample("huginn_fingerprint_memo_total", {{"fingerprint", kMemoKindLabels[k]}, {"result", "miss"}},
+             t[word::kFingerprintMemo + k * 2 + 1]);
+  }
 
   char buf[4];
   o.family("huginn_entrypoint_requests_total", "counter",

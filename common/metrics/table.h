@@ -54,6 +54,10 @@ class Slot {
   void tls_fingerprint(bool ok) { add(ok ? word::kTlsFingerprints : word::kTlsFingerprintFailures); }
   void http2_fingerprint(bool ok) { add(ok ? word::kHttp2Fingerprints : word::kHttp2FingerprintFailures); }
   void syn_lookup(bool hit) { add(hit ? word::kSynHit : word::kSynMiss); }
+  // One fingerprint computation of `kind` served by the memo (hit) or computed (miss).
+  void fingerprint_memo(MemoKind kind, bool hit) {
+    add(word::kFingerprintMemo + static_cast<size_t>(kind) * 2 + (hit ? 0 : 1));
+  }
   // One response sent to a client (any origin: backend or the proxy itself).
   // `method`: method_index() of the request method. `route_slot`
   // (route_slot()): a request that matched a route also counts in that

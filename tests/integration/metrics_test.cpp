@@ -420,5 +420,51 @@ TEST_F(MetricsTest, CountsTlsHandshakesAndFingerprints) {
   EXPECT_FALSE(v4.connected()) << "metrics_address = \"::1\" binds IPv6 only";
 }
 
+// Connections from one client repeat its SYN shape and its ClientHello: with
+// one worker, the first connection computes the p0f signature and the JA4
+// family and the four after it are served by the worker's memo.
+TEST_F(MetricsTest, CountsFingerprintMemoHitsAndMisses) {
+  Backend be;
+  test::TestPki pki;
+  const auto srv = pki.server("localhost", {"localhost", "127.0.0.1"});
+  const std::string cfg =
+      "workers = 1\nuser = \"nobody\"\n\n[listen]\naddrs = [\"127.0.0.1:" + std::to_string(port_) +
+      "\"]\n\n[tls]\ncert_path = \"" + srv.cert_path + "\"\nkey_path = \"" + srv.key_path +
+      "\"\n\n[fingerprint]\ntcp_enabled = true\ntcp_source = \"saved_syn\"\n\n[timeout]\nshutdown_secs = "
+      "5\n\n[dbus]\nbus = \"none\"\n\n[telemetry]\nmetrics_port = " +
+      std::to_string(metrics_port_) + "\nmetrics_address = \"127.0.0.1\"\n\n[[backends]]\naddress = \"" +
+      be.address() + "\"\n\n[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" + be.address() +
+      "\"\n";
+  proxy_ = std::make_unique<Process>(
+      std::vector<std::string>{binary_path("sbin/huginn-proxy"), "--config", dir_.write("config.toml", cfg)},
+      dir_.path() + "/proxy.log");
+  ASSERT_TRUE(proxy_->wait_log("workers ready")) << proxy_->log();
+
+  const std::string url = "https://localhost:" + std::to_string(port_) + "/";
+  const std::string resolve = "localhost:" + std::to_string(port_) + ":127.0.0.1";
+  std::string out;
+  for (int i = 0; i < 5; ++i)
+    ASSERT_EQ(run_command({"/usr/bin/curl", "-sS", "--fail", "--http1.1", "--cacert", pki.ca().cert_path,
+                           "--resolve", resolve, "-o", "/dev/null", url},
+                          &out),
+              0)
+        << out;
+
+  std::string text;
+  for (int i = 0; i < 100; ++i) {
+    HttpClient c("127.0.0.1", metrics_port_);
+    c.send("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    text = c.read_response().body;
+    if (sample(text, "huginn_tls_fingerprints_extracted_total") == 5) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_EQ(sample(text, "huginn_tls_fingerprints_extracted_total"), 5) << text;
+  EXPECT_EQ(sample(text, "huginn_tcp_syn_fingerprints_total{reason=\"hit\"}"), 5) << text;
+  EXPECT_EQ(sample(text, "huginn_fingerprint_memo_total{fingerprint=\"ja4\",result=\"miss\"}"), 1) << text;
+  EXPECT_EQ(sample(text, "huginn_fingerprint_memo_total{fingerprint=\"ja4\",result=\"hit\"}"), 4) << text;
+  EXPECT_EQ(sample(text, "huginn_fingerprint_memo_total{fingerprint=\"tcp\",result=\"miss\"}"), 1) << text;
+  EXPECT_EQ(sample(text, "huginn_fingerprint_memo_total{fingerprint=\"tcp\",result=\"hit\"}"), 4) << text;
+}
+
 }  // namespace
 }  // namespace huginn::testing

@@ -21,6 +21,7 @@ bool TlsStage::start() {
   opts.deadline_ms = spent_ms_ < deadline_ms ? deadline_ms - spent_ms_ : 1;
   opts.initial_bytes = std::move(initial_bytes_);
   opts.compute_ja4 = ctx_.cfg->fingerprint.tls_enabled;
+  opts.metrics = ctx_.metrics;
   const std::string peer = info_.peer_ip;
   acceptor_ = tls::Acceptor::start(
       ctx_.base, std::move(fd_), std::move(contexts_), opts, std::move(info_),

@@ -39,8 +39,8 @@ void FingerprintMemo::store(Entry* slot, size_t hash, const ConnectionFingerprin
   slot->result = result;
 }
 
-ConnectionFingerprints FingerprintMemo::with_tcp(const ConnectionFingerprints& base,
-                                                 const fp::SynFields& syn) {
+ConnectionFingerprints FingerprintMemo::with_tcp(const ConnectionFingerprints& base, const fp::SynFields& syn,
+                                                 metrics::Slot* metrics) {
   scratch_.clear();
   scratch_.push_back(kKindTcp);
   fp::p0f_input_key(syn, scratch_);
@@ -48,9 +48,11 @@ ConnectionFingerprints FingerprintMemo::with_tcp(const ConnectionFingerprints& b
   Entry* slot = nullptr;
   if (const Entry* e = find(base, &hash, &slot)) {
     ++hits_;
+    if (metrics) metrics->fingerprint_memo(metrics::MemoKind::kTcp, true);
     return e->result;
   }
   ++misses_;
+  if (metrics) metrics->fingerprint_memo(metrics::MemoKind::kTcp, false);
   ConnectionFingerprints result = base;
   result.set(ConnectionFingerprints::kTcp, fp::p0f_raw_sig(syn));
   store(slot, hash, base, result);  // a SYN key is at most ~50 bytes
@@ -58,7 +60,7 @@ ConnectionFingerprints FingerprintMemo::with_tcp(const ConnectionFingerprints& b
 }
 
 ConnectionFingerprints FingerprintMemo::with_ja4(const ConnectionFingerprints& base,
-                                                 const fp::ClientHello& hello) {
+                                                 const fp::ClientHello& hello, metrics::Slot* metrics) {
   scratch_.clear();
   scratch_.push_back(kKindJa4);
   fp::ja4_input_key(hello, 't', scratch_);
@@ -68,10 +70,12 @@ ConnectionFingerprints FingerprintMemo::with_ja4(const ConnectionFingerprints& b
   if (memoizable) {
     if (const Entry* e = find(base, &hash, &slot)) {
       ++hits_;
+      if (metrics) metrics->fingerprint_memo(metrics::MemoKind::kJa4, true);
       return e->result;
     }
   }
   ++misses_;
+  if (metrics) metrics->fingerprint_memo(metrics::MemoKind::kJa4, false);
   const fp::Ja4Set j = fp::compute_ja4(hello);
   using K = ConnectionFingerprints;
   ConnectionFingerprints result = base;

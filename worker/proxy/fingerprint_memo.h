@@ -23,6 +23,7 @@
 
 #include "common/fingerprint/clienthello.h"
 #include "common/fingerprint/p0f.h"
+#include "common/metrics/table.h"
 #include "worker/proxy/connection_fingerprints.h"
 
 namespace huginn::worker::proxy {
@@ -32,10 +33,13 @@ class FingerprintMemo {
   static constexpr size_t kSlots = 64;
   static constexpr size_t kMaxKey = 1024;
 
-  // `base` with kTcp set to fp::p0f_raw_sig(syn).
-  ConnectionFingerprints with_tcp(const ConnectionFingerprints& base, const fp::SynFields& syn);
-  // `base` with the JA4 family of `hello` (TLS over TCP).
-  ConnectionFingerprints with_ja4(const ConnectionFingerprints& base, const fp::ClientHello& hello);
+  // `base` with kTcp set to fp::p0f_raw_sig(syn). A hit or miss counts in
+  // `metrics` when given.
+  ConnectionFingerprints with_tcp(const ConnectionFingerprints& base, const fp::SynFields& syn,
+                                  metrics::Slot* metrics = nullptr);
+  // `base` with the JA4 family of `hello` (TLS over TCP); counted as above.
+  ConnectionFingerprints with_ja4(const ConnectionFingerprints& base, const fp::ClientHello& hello,
+                                  metrics::Slot* metrics = nullptr);
 
   uint64_t hits() const { return hits_; }
   uint64_t misses() const { return misses_; }

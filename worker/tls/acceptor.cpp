@@ -354,7 +354,8 @@ bool Acceptor::process_hello() {
       break;
     case fp::ClientHelloParse::Status::kOk:
       if (opts_.compute_ja4)
-        info_.fingerprints = proxy::FingerprintMemo::for_this_thread().with_ja4(info_.fingerprints, p.hello);
+        info_.fingerprints =
+            proxy::FingerprintMemo::for_this_thread().with_ja4(info_.fingerprints, p.hello, opts_.metrics);
       break;
     case fp::ClientHelloParse::Status::kError:
     case fp::ClientHelloParse::Status::kUnsupported:

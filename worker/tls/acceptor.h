@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "common/metrics/table.h"
 #include "common/sys/unique_fd.h"
 #include "worker/net/connection.h"
 #include "worker/net/event_handles.h"
@@ -33,7 +34,8 @@ namespace huginn::worker::tls {
 struct AcceptOptions {
   // [timeout] tls_handshake_secs * 1000, minus time already spent (PROXY header).
   uint64_t deadline_ms = 15000;
-  bool compute_ja4 = true;  // [fingerprint] tls_enabled
+  bool compute_ja4 = true;           // [fingerprint] tls_enabled
+  metrics::Slot* metrics = nullptr;  // counts the JA4 memo's hits and misses; null: not counted
   // Bytes of the client's TLS stream already read from the socket by the
   // caller (e.g. read past a PROXY protocol header); they come first.
   std::vector<uint8_t> initial_bytes;

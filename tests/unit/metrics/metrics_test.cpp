@@ -241,6 +241,9 @@ std::string sample_text() {
   s.tls_handshake("TLSv1.3", "TLS_AES_128_GCM_SHA256");
   s.tls_handshake("TLSv1.2", "AES128-SHA");
   s.syn_lookup(true);
+  s.fingerprint_memo(MemoKind::kJa4, true);
+  s.fingerprint_memo(MemoKind::kJa4, true);
+  s.fingerprint_memo(MemoKind::kJa4, false);
   s.backend_response(0, 502, 3000);  // route /v1: 5xx, bucket 5 ms
   s.backend_response(0, 200, 120);
   s.backend_error(0, BackendError::kFailed);
@@ -321,6 +324,9 @@ TEST(MetricsRender, WritesPrometheusTextWithCumulativeBuckets) {
       "huginn_tls_handshakes_total{tls_version=\"TLSv1.3\",cipher_suite=\"TLS_AES_128_GCM_SHA256\"} 1\n"));
   EXPECT_TRUE(has("huginn_tls_handshakes_total{tls_version=\"TLSv1.2\",cipher_suite=\"other\"} 1\n"));
   EXPECT_TRUE(has("huginn_tcp_syn_fingerprints_total{reason=\"hit\"} 1\n"));
+  EXPECT_TRUE(has("huginn_fingerprint_memo_total{fingerprint=\"ja4\",result=\"hit\"} 2\n"));
+  EXPECT_TRUE(has("huginn_fingerprint_memo_total{fingerprint=\"ja4\",result=\"miss\"} 1\n"));
+  EXPECT_TRUE(has("huginn_fingerprint_memo_total{fingerprint=\"tcp\",result=\"hit\"} 0\n"));
   const std::string v1 = "route=\"/v1\",domain=\"api.example.com\"";
   EXPECT_TRUE(has("huginn_backend_requests_total{backend_address=\"10.0.0.1:80\",status_code=\"5xx\"," + v1 +
                   "} 1\n"));
