@@ -126,6 +126,26 @@ class MetricsTest : public ::testing::Test {
     return true;
   }
 
+  // Starts a TLS proxy of `workers` in front of `be` with a certificate for
+  // localhost from `pki`, its metrics endpoint on `metrics_address`; `extra`
+  // is added to the configuration.
+  void start_tls(const Backend& be, test::TestPki& pki, int workers, const std::string& metrics_address,
+                 const std::string& extra = "") {
+    const auto srv = pki.server("localhost", {"localhost", "127.0.0.1"});
+    const std::string cfg =
+        "workers = " + std::to_string(workers) +
+        "\nuser = \"nobody\"\n\n[listen]\naddrs = [\"127.0.0.1:" + std::to_string(port_) +
+        "\"]\n\n[tls]\ncert_path = \"" + srv.cert_path + "\"\nkey_path = \"" + srv.key_path + "\"\n" + extra +
+        "\n[timeout]\nshutdown_secs = 5\ntls_handshake_secs = 3\n\n[dbus]\nbus = " +
+        "\"none\"\n\n[telemetry]\nmetrics_port = " + std::to_string(metrics_port_) +
+        "\nmetrics_address = \"" + metrics_address + "\"\n\n[[backends]]\naddress = \"" + be.address() +
+        "\"\n\n[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" + be.address() + "\"\n";
+    proxy_ = std::make_unique<Process>(std::vector<std::string>{binary_path("sbin/huginn-proxy"), "--config",
+                                                                dir_.write("config.toml", cfg)},
+                                       dir_.path() + "/proxy.log");
+    ASSERT_TRUE(proxy_->wait_log("workers ready")) << proxy_->log();
+  }
+
   TempDir dir_;
   uint16_t port_ = 0;
   uint16_t metrics_port_ = 0;
@@ -342,19 +362,7 @@ TEST_F(MetricsTest, CountsAreExactHostWideAndSurviveWorkerDeaths) {
 TEST_F(MetricsTest, CountsTlsHandshakesAndFingerprints) {
   Backend be;
   test::TestPki pki;
-  const auto srv = pki.server("localhost", {"localhost", "127.0.0.1"});
-  const std::string cfg =
-      "workers = 2\nuser = \"nobody\"\n\n[listen]\naddrs = [\"127.0.0.1:" + std::to_string(port_) +
-      "\"]\n\n[tls]\ncert_path = \"" + srv.cert_path + "\"\nkey_path = \"" + srv.key_path +
-      "\"\n\n[timeout]\nshutdown_secs = 5\ntls_handshake_secs = 3\n\n[dbus]\nbus = \"none\"\n\n"
-      "[telemetry]\nmetrics_port = " +
-      std::to_string(metrics_port_) + "\nmetrics_address = \"::1\"\n\n[[backends]]\naddress = \"" +
-      be.address() + "\"\n\n[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" + be.address() +
-      "\"\n";
-  proxy_ = std::make_unique<Process>(
-      std::vector<std::string>{binary_path("sbin/huginn-proxy"), "--config", dir_.write("config.toml", cfg)},
-      dir_.path() + "/proxy.log");
-  ASSERT_TRUE(proxy_->wait_log("workers ready")) << proxy_->log();
+  ASSERT_NO_FATAL_FAILURE(start_tls(be, pki, 2, "::1"));
 
   const std::string url = "https://localhost:" + std::to_string(port_) + "/";
   const std::string resolve = "localhost:" + std::to_string(port_) + ":127.0.0.1";
@@ -426,19 +434,8 @@ TEST_F(MetricsTest, CountsTlsHandshakesAndFingerprints) {
 TEST_F(MetricsTest, CountsFingerprintMemoHitsAndMisses) {
   Backend be;
   test::TestPki pki;
-  const auto srv = pki.server("localhost", {"localhost", "127.0.0.1"});
-  const std::string cfg =
-      "workers = 1\nuser = \"nobody\"\n\n[listen]\naddrs = [\"127.0.0.1:" + std::to_string(port_) +
-      "\"]\n\n[tls]\ncert_path = \"" + srv.cert_path + "\"\nkey_path = \"" + srv.key_path +
-      "\"\n\n[fingerprint]\ntcp_enabled = true\ntcp_source = \"saved_syn\"\n\n[timeout]\nshutdown_secs = "
-      "5\n\n[dbus]\nbus = \"none\"\n\n[telemetry]\nmetrics_port = " +
-      std::to_string(metrics_port_) + "\nmetrics_address = \"127.0.0.1\"\n\n[[backends]]\naddress = \"" +
-      be.address() + "\"\n\n[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" + be.address() +
-      "\"\n";
-  proxy_ = std::make_unique<Process>(
-      std::vector<std::string>{binary_path("sbin/huginn-proxy"), "--config", dir_.write("config.toml", cfg)},
-      dir_.path() + "/proxy.log");
-  ASSERT_TRUE(proxy_->wait_log("workers ready")) << proxy_->log();
+  ASSERT_NO_FATAL_FAILURE(start_tls(be, pki, 1, "127.0.0.1",
+                                    "\n[fingerprint]\ntcp_enabled = true\ntcp_source = \"saved_syn\"\n"));
 
   const std::string url = "https://localhost:" + std::to_string(port_) + "/";
   const std::string resolve = "localhost:" + std::to_string(port_) + ":127.0.0.1";
@@ -451,14 +448,7 @@ TEST_F(MetricsTest, CountsFingerprintMemoHitsAndMisses) {
         << out;
 
   std::string text;
-  for (int i = 0; i < 100; ++i) {
-    HttpClient c("127.0.0.1", metrics_port_);
-    c.send("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
-    text = c.read_response().body;
-    if (sample(text, "huginn_tls_fingerprints_extracted_total") == 5) break;
-    std::this_thread::sleep_for(50ms);
-  }
-  ASSERT_EQ(sample(text, "huginn_tls_fingerprints_extracted_total"), 5) << text;
+  ASSERT_TRUE(wait_sample("huginn_tls_fingerprints_extracted_total", 5, &text)) << text;
   EXPECT_EQ(sample(text, "huginn_tcp_syn_fingerprints_total{reason=\"hit\"}"), 5) << text;
   EXPECT_EQ(sample(text, "huginn_fingerprint_memo_total{fingerprint=\"ja4\",result=\"miss\"}"), 1) << text;
   EXPECT_EQ(sample(text, "huginn_fingerprint_memo_total{fingerprint=\"ja4\",result=\"hit\"}"), 4) << text;

@@ -30,7 +30,6 @@
 #include <string_view>
 #include <thread>
 #include <utility>
-#include <vector>
 
 #include <openssl/err.h>
 #include <openssl/x509.h>
@@ -131,18 +130,14 @@ uint16_t unhanded_port(const sockaddr_storage& ss, socklen_t len, bool dual_stac
     lock_fd.reset(open(free_port_lock_file().c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
     if (!lock_fd) throw std::runtime_error("free_port: cannot open " + free_port_lock_file());
   }
+  constexpr int kFirst = 10000, kPorts = 65536 - kFirst;
   const auto [lo, hi] = ephemeral_range();
-  std::vector<uint16_t> candidates;
-  for (int p = 10000; p <= 65535; ++p) {
-    if (p < lo || p > hi) candidates.push_back(static_cast<uint16_t>(p));
-  }
-  if (candidates.empty())
-    throw std::runtime_error("free_port: the ephemeral range leaves no port above 10000");
   std::random_device rd;
-  size_t i = std::uniform_int_distribution<size_t>(0, candidates.size() - 1)(rd);
-  for (size_t n = 0; n < candidates.size(); ++n, i = (i + 1) % candidates.size()) {
-    const uint16_t port = candidates[i];
-    if (handed.count(port) != 0) continue;
+  const int start = std::uniform_int_distribution<int>(0, kPorts - 1)(rd);
+  for (int n = 0; n < kPorts; ++n) {
+    const int p = kFirst + (start + n) % kPorts;
+    const auto port = static_cast<uint16_t>(p);
+    if ((p >= lo && p <= hi) || handed.count(port) != 0) continue;
     struct flock fl {};
     fl.l_type = F_WRLCK;
     fl.l_whence = SEEK_SET;

@@ -25,18 +25,31 @@ FingerprintMemo::Entry* FingerprintMemo::find(const ConnectionFingerprints& base
   size_t h = std::hash<std::string_view>{}(scratch_);
   h ^= std::hash<const void*>{}(base.identity()) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
   *hash = h;
-  Entry& e = slots_[h % kSlots];
-  *slot = &e;
-  if (e.hash == h && e.base.identity() == base.identity() && e.key == scratch_ && !e.key.empty()) return &e;
+  const size_t set = h % (kSlots / kWays);
+  for (size_t way = 0; way < kWays; ++way) {
+    Entry& e = slots_[set * kWays + way];
+    if (e.hash == h && e.base.identity() == base.identity() && e.key == scratch_ && !e.key.empty()) {
+      recent_[set] = static_cast<uint8_t>(way);
+      return &e;
+    }
+  }
+  *slot = &slots_[set * kWays + (recent_[set] + 1) % kWays];
   return nullptr;
 }
 
 void FingerprintMemo::store(Entry* slot, size_t hash, const ConnectionFingerprints& base,
                             const ConnectionFingerprints& result) {
+  const auto i = static_cast<size_t>(slot - slots_.data());
+  recent_[i / kWays] = static_cast<uint8_t>(i % kWays);
   slot->hash = hash;
   slot->key.assign(scratch_);  // reuses the slot's capacity
   slot->base = base;
   slot->result = result;
+}
+
+void FingerprintMemo::count(metrics::MemoKind kind, bool hit, metrics::Slot* metrics) {
+  ++(hit ? hits_ : misses_);
+  if (metrics) metrics->fingerprint_memo(kind, hit);
 }
 
 ConnectionFingerprints FingerprintMemo::with_tcp(const ConnectionFingerprints& base, const fp::SynFields& syn,
@@ -47,12 +60,10 @@ ConnectionFingerprints FingerprintMemo::with_tcp(const ConnectionFingerprints& b
   size_t hash = 0;
   Entry* slot = nullptr;
   if (const Entry* e = find(base, &hash, &slot)) {
-    ++hits_;
-    if (metrics) metrics->fingerprint_memo(metrics::MemoKind::kTcp, true);
+    count(metrics::MemoKind::kTcp, true, metrics);
     return e->result;
   }
-  ++misses_;
-  if (metrics) metrics->fingerprint_memo(metrics::MemoKind::kTcp, false);
+  count(metrics::MemoKind::kTcp, false, metrics);
   ConnectionFingerprints result = base;
   result.set(ConnectionFingerprints::kTcp, fp::p0f_raw_sig(syn));
   store(slot, hash, base, result);  // a SYN key is at most ~50 bytes
@@ -69,13 +80,11 @@ ConnectionFingerprints FingerprintMemo::with_ja4(const ConnectionFingerprints& b
   Entry* slot = nullptr;
   if (memoizable) {
     if (const Entry* e = find(base, &hash, &slot)) {
-      ++hits_;
-      if (metrics) metrics->fingerprint_memo(metrics::MemoKind::kJa4, true);
+      count(metrics::MemoKind::kJa4, true, metrics);
       return e->result;
     }
   }
-  ++misses_;
-  if (metrics) metrics->fingerprint_memo(metrics::MemoKind::kJa4, false);
+  count(metrics::MemoKind::kJa4, false, metrics);
   const fp::Ja4Set j = fp::compute_ja4(hello);
   using K = ConnectionFingerprints;
   ConnectionFingerprints result = base;

@@ -9,7 +9,10 @@
 // costs building and comparing that key (~100 bytes) instead of parsing,
 // sorting, hashing and formatting.
 //
-// Direct-mapped: a key that hashes to an occupied slot replaces its entry.
+// Two-way set-associative: a key hashes to a set of two slots, and a new
+// entry replaces the one of the two used less recently. (Direct-mapped, the
+// two entries of one client, its SYN's and its ClientHello's, fell into one
+// slot for 1 client in 64, and then evicted each other on every connection.)
 // An entry holds references to two value sets (ConnectionFingerprints), so
 // at most 2 × kSlots sets stay alive because of the memo. Keys longer than
 // kMaxKey bytes (pathological hellos) are computed every time. Not
@@ -31,6 +34,7 @@ namespace huginn::worker::proxy {
 class FingerprintMemo {
  public:
   static constexpr size_t kSlots = 64;
+  static constexpr size_t kWays = 2;
   static constexpr size_t kMaxKey = 1024;
 
   // `base` with kTcp set to fp::p0f_raw_sig(syn). A hit or miss counts in
@@ -55,13 +59,16 @@ class FingerprintMemo {
   };
 
   // The entry for scratch_ (kind byte first) over `base`, or null on a miss;
-  // on a miss `*slot` is where the new entry goes.
+  // on a miss `*slot` is where the new entry goes (the set's less recently
+  // used slot).
   Entry* find(const ConnectionFingerprints& base, size_t* hash, Entry** slot);
+  void count(metrics::MemoKind kind, bool hit, metrics::Slot* metrics);
   void store(Entry* slot, size_t hash, const ConnectionFingerprints& base,
              const ConnectionFingerprints& result);
 
-  std::array<Entry, kSlots> slots_;
-  std::string scratch_;  // the key being looked up (keeps its capacity)
+  std::array<Entry, kSlots> slots_;               // set s: slots_[s * kWays + way]
+  std::array<uint8_t, kSlots / kWays> recent_{};  // per set: the way used last
+  std::string scratch_;                           // the key being looked up (keeps its capacity)
   uint64_t hits_ = 0;
   uint64_t misses_ = 0;
 };
