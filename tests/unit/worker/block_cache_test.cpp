@@ -8,8 +8,12 @@
 #include <openssl/bio.h>
 #include <openssl/ssl.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <map>
+#include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -26,6 +30,7 @@ struct FakeSource {
   static inline std::map<void*, size_t> live;
   static inline size_t allocations = 0;
   static inline size_t releases = 0;
+  static inline size_t usable_calls = 0;
   static void* allocate(size_t n) {
     ++allocations;
     void* p = std::malloc(n);
@@ -37,11 +42,28 @@ struct FakeSource {
     live.erase(p);
     std::free(p);
   }
-  static size_t usable(void* p) { return live.at(p); }
-  static BlockCache::Source source() { return {&allocate, &release, &usable}; }
+  static size_t usable(void* p) {
+    ++usable_calls;
+    return live.at(p);
+  }
+  // Always moves the block, so that a stale address would show.
+  static void* reallocate(void* p, size_t n) {
+    if (n == 0) {
+      release(p);
+      return nullptr;
+    }
+    void* q = std::malloc(n);
+    std::memcpy(q, p, std::min(n, live.at(p)));
+    live.erase(p);
+    std::free(p);
+    live[q] = n;
+    return q;
+  }
+  static BlockCache::Source source() { return {&allocate, &release, &usable, &reallocate}; }
   static void reset() {
     allocations = 0;
     releases = 0;
+    usable_calls = 0;
   }
 };
 
@@ -146,6 +168,97 @@ TEST_F(BlockCacheTest, FreeingNullDoesNothing) {
   cache.release(nullptr);
   EXPECT_EQ(FakeSource::releases, 0u);
   EXPECT_EQ(cache.held_blocks(), 0u);
+}
+
+TEST_F(BlockCacheTest, OnlyLargeBlocksItHandedOutHaveTheirSizeAsked) {
+  for (size_t n : {size_t{1}, size_t{64}, size_t{4096}, BlockCache::kMinBlock - 1, BlockCache::kMaxBlock + 1})
+    cache.release(cache.allocate(n));
+  EXPECT_EQ(FakeSource::usable_calls, 0u);
+  EXPECT_EQ(FakeSource::releases, 5u);
+  cache.release(cache.allocate(kRecord));
+  EXPECT_EQ(FakeSource::usable_calls, 1u);
+  EXPECT_EQ(cache.held_blocks(), 1u);
+  EXPECT_EQ(cache.tracked(), 0u);
+  void* again = cache.allocate(kRecord);  // from the cache, and tracked again
+  EXPECT_EQ(cache.tracked(), 1u);
+  cache.release(again);
+  EXPECT_EQ(cache.held_blocks(), 1u);
+  EXPECT_EQ(cache.tracked(), 0u);
+}
+
+TEST_F(BlockCacheTest, ReallocatedBlocksAreTrackedAtTheirNewAddress) {
+  void* p = cache.reallocate(nullptr, 100);  // realloc(NULL, n) is malloc(n)
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(cache.tracked(), 0u);
+  p = cache.reallocate(p, kRecord);  // grows into the range
+  EXPECT_EQ(cache.tracked(), 1u);
+  void* q = cache.reallocate(p, kRead);  // moves (the fake always does)
+  EXPECT_NE(q, p);
+  EXPECT_EQ(cache.tracked(), 1u);
+  cache.release(q);
+  EXPECT_EQ(cache.held_blocks(), 1u);  // found at its new address: kept
+  void* r = cache.allocate(kRead);
+  void* small = cache.reallocate(r, 200);  // shrinks out of the range: forgotten
+  EXPECT_EQ(cache.tracked(), 0u);
+  cache.release(small);
+  EXPECT_EQ(cache.held_blocks(), 0u);
+  void* z = cache.allocate(kRead);
+  EXPECT_EQ(cache.reallocate(z, 0), nullptr);  // freed, and forgotten
+  EXPECT_EQ(cache.tracked(), 0u);
+}
+
+TEST_F(BlockCacheTest, BeyondTheTableLargeBlocksGoBackToTheSource) {
+  std::vector<void*> blocks;
+  for (size_t i = 0; i < BlockCache::kMaxTracked + 5; ++i)
+    blocks.push_back(cache.allocate(BlockCache::kMinBlock));
+  EXPECT_EQ(cache.tracked(), BlockCache::kMaxTracked);
+  for (auto it = blocks.rbegin(); it != blocks.rbegin() + 5; ++it) cache.release(*it);  // the untracked ones
+  EXPECT_EQ(FakeSource::usable_calls, 0u);
+  EXPECT_EQ(FakeSource::releases, 5u);
+  for (size_t i = 0; i < BlockCache::kMaxTracked; ++i) cache.release(blocks[i]);
+  EXPECT_EQ(FakeSource::usable_calls, BlockCache::kMaxTracked);
+  EXPECT_EQ(cache.tracked(), 0u);
+}
+
+// The table against a model: random allocations, reallocations and frees in
+// random order; a block's size is asked when it is freed exactly when it was
+// handed out large and the table had room, so no lookup misses a member
+// (which deleting from a linear-probing table can cause) and none finds a
+// stranger.
+TEST_F(BlockCacheTest, TheTableAgreesWithAModelUnderChurn) {
+  std::mt19937_64 rng(20261202);
+  std::vector<void*> live;
+  std::set<void*> tracked;
+  auto size = [&] { return rng() % 3 == 0 ? size_t{64} : BlockCache::kMinBlock + rng() % 1000; };
+  for (int step = 0; step < 200000; ++step) {
+    const uint64_t op = rng() % 10;
+    if (op < 5 || live.empty()) {
+      if (live.size() >= 1500) continue;
+      const size_t n = size();
+      void* p = cache.allocate(n);
+      ASSERT_NE(p, nullptr);
+      live.push_back(p);
+      if (n >= BlockCache::kMinBlock && tracked.size() < BlockCache::kMaxTracked) tracked.insert(p);
+    } else if (op < 7) {
+      const size_t i = rng() % live.size();
+      const size_t n = size();
+      tracked.erase(live[i]);
+      live[i] = cache.reallocate(live[i], n);
+      ASSERT_NE(live[i], nullptr);
+      if (n >= BlockCache::kMinBlock && tracked.size() < BlockCache::kMaxTracked) tracked.insert(live[i]);
+    } else {
+      const size_t i = rng() % live.size();
+      void* p = live[i];
+      live[i] = live.back();
+      live.pop_back();
+      const size_t asked = FakeSource::usable_calls;
+      cache.release(p);
+      ASSERT_EQ(FakeSource::usable_calls - asked, tracked.erase(p)) << "step " << step;
+    }
+    ASSERT_EQ(cache.tracked(), tracked.size()) << "step " << step;
+  }
+  for (void* p : live) cache.release(p);
+  EXPECT_EQ(cache.tracked(), 0u);
 }
 
 // Pumps a TLS 1.3 handshake and `rounds` 16 KiB messages each way between two
