@@ -5,6 +5,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <array>
 #include <cstring>
 #include <limits>
 #include <unordered_map>
@@ -223,12 +224,19 @@ void Server::Impl::dispatch(net::AcceptedClient c) {
     // With a PROXY header the socket's own SYN (TCP_SAVED_SYN) is the
     // proxy's, not the client's: only an XDP record keyed by the client's
     // address and port can be the client's SYN (kNoSocket).
-    auto fields = c.proxied ? syn->resolve(syn::TcpSynResolver::kNoSocket, *c.proxied, c.accepted_ns)
-                            : syn->resolve(fd, c.peer, c.accepted_ns);
+    syn::SynTrace trace;
+    auto fields =
+        c.proxied ? syn->resolve(syn::TcpSynResolver::kNoSocket, *c.proxied, c.accepted_ns, nullptr, &trace)
+                  : syn->resolve(fd, c.peer, c.accepted_ns, nullptr, &trace);
     if (fields)
       c.info.fingerprints =
           proxy::FingerprintMemo::for_this_thread().with_tcp(c.info.fingerprints, *fields, ctx.metrics);
-    if (ctx.metrics) ctx.metrics->syn_lookup(fields.has_value());
+    if (ctx.metrics) {
+      ctx.metrics->syn_lookup(fields.has_value());
+      std::array<metrics::SynLookupEvent, 3> events;
+      const size_t n = syn::syn_lookup_events(trace, events);
+      for (size_t i = 0; i < n; ++i) ctx.metrics->syn_source(events[i]);
+    }
   }
   // TCP_NODELAY is inherited from the listener (add_listener).
   if (c.tls) {

@@ -23,7 +23,7 @@
 namespace huginn::metrics {
 
 // Bumped whenever a word moves; the worker refuses a table of another layout.
-inline constexpr uint32_t kLayoutVersion = 4;
+inline constexpr uint32_t kLayoutVersion = 5;
 
 enum class Protocol : uint8_t { kHttp1 = 0, kHttp2 = 1 };
 inline constexpr size_t kProtocols = 2;
@@ -111,6 +111,38 @@ constexpr size_t status_class_index(uint16_t status) {
 enum class MemoKind : uint8_t { kTcp = 0, kJa4 = 1 };
 inline constexpr std::array<std::string_view, 2> kMemoKindLabels = {"tcp", "ja4"};
 
+// huginn_tcp_syn_lookups_total{source, result}: each SYN source that a
+// connection's lookup asked (worker/syn/tcp_syn.h), with its answer. The ring
+// is asked first and, when it has nothing usable, the LRU map; TCP_SAVED_SYN
+// last (tcp_source = "saved_syn", or "auto" when XDP had no answer).
+enum class SynLookupEvent : uint8_t {
+  kRingHit = 0,   // xdp_ring: served without a system call
+  kRingMiss,      // xdp_ring: not there, being written, implausible or not fresh
+  kMapHit,        // xdp_map: the LRU map held a fresh record
+  kMapNotFound,   // xdp_map: no record for the peer's address and port
+  kMapStale,      // xdp_map: a record outside the freshness bound
+  kMapInvalid,    // xdp_map: an implausible record, or a peer of no IP family
+  kMapError,      // xdp_map: bpf(2) failed
+  kMapNoGrant,    // xdp_map: no maps granted (no helper, or not yet)
+  kSavedSynHit,   // saved_syn: the socket kept its SYN
+  kSavedSynMiss,  // saved_syn: no saved SYN (or an unparsable one)
+};
+struct SynLookupLabel {
+  std::string_view source, result;
+};
+inline constexpr std::array<SynLookupLabel, 10> kSynLookupLabels = {{{"xdp_ring", "hit"},
+                                                                     {"xdp_ring", "miss"},
+                                                                     {"xdp_map", "hit"},
+                                                                     {"xdp_map", "not_found"},
+                                                                     {"xdp_map", "stale"},
+                                                                     {"xdp_map", "invalid"},
+                                                                     {"xdp_map", "error"},
+                                                                     {"xdp_map", "no_grant"},
+                                                                     {"saved_syn", "hit"},
+                                                                     {"saved_syn", "miss"}}};
+inline constexpr size_t kSynLookupEvents = kSynLookupLabels.size();
+static_assert(static_cast<size_t>(SynLookupEvent::kSavedSynMiss) + 1 == kSynLookupEvents);
+
 // Word indices of the fixed part of a slot.
 namespace word {
 inline constexpr size_t kConnectionsTotal = 0;
@@ -134,7 +166,9 @@ inline constexpr size_t kIpFilterDenied = kIpFilterAllowed + 1;
 inline constexpr size_t kProxyProtocol = kIpFilterDenied + 1;  // + ProxyProtocolEvent
 // + MemoKind * 2 + (0: hit, 1: miss)
 inline constexpr size_t kFingerprintMemo = kProxyProtocol + kProxyProtocolEvents;
-inline constexpr size_t kCount = kFingerprintMemo + 2 * 2;
+// + SynLookupEvent
+inline constexpr size_t kSynLookups = kFingerprintMemo + 2 * 2;
+inline constexpr size_t kCount = kSynLookups + kSynLookupEvents;
 }  // namespace word
 
 // Word indices of one per-route section (relative to its start).

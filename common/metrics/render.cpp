@@ -183,6 +183,12 @@ std::string render(const Counters& t, const RouteTotals& routes, const Superviso
   o.family("huginn_tcp_syn_fingerprints_total", "counter", "TCP SYN lookups at accept by result.");
   o.sample("huginn_tcp_syn_fingerprints_total", {{"reason", "hit"}}, t[word::kSynHit]);
   o.sample("huginn_tcp_syn_fingerprints_total", {{"reason", "miss"}}, t[word::kSynMiss]);
+  o.family("huginn_tcp_syn_lookups_total", "counter",
+           "SYN sources asked at accept (XDP ring, XDP LRU map, TCP_SAVED_SYN) by source and answer.");
+  for (size_t e = 0; e < kSynLookupEvents; ++e)
+    o.sample("huginn_tcp_syn_lookups_total",
+             {{"source", kSynLookupLabels[e].source}, {"result", kSynLookupLabels[e].result}},
+             t[word::kSynLookups + e]);
   o.family("huginn_fingerprint_memo_total", "counter",
            "Fingerprint computations (p0f signature, JA4 family) by kind and result: served from the "
            "worker's memo of recent inputs (hit) or computed (miss).");

@@ -54,6 +54,8 @@ class Slot {
   void tls_fingerprint(bool ok) { add(ok ? word::kTlsFingerprints : word::kTlsFingerprintFailures); }
   void http2_fingerprint(bool ok) { add(ok ? word::kHttp2Fingerprints : word::kHttp2FingerprintFailures); }
   void syn_lookup(bool hit) { add(hit ? word::kSynHit : word::kSynMiss); }
+  // One SYN source asked for a connection's SYN, and its answer.
+  void syn_source(SynLookupEvent e) { add(word::kSynLookups + static_cast<size_t>(e)); }
   // One fingerprint computation of `kind` served by the memo (hit) or computed (miss).
   void fingerprint_memo(MemoKind kind, bool hit) {
     add(word::kFingerprintMemo + static_cast<size_t>(kind) * 2 + (hit ? 0 : 1));

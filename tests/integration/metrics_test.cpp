@@ -450,6 +450,10 @@ TEST_F(MetricsTest, CountsFingerprintMemoHitsAndMisses) {
   std::string text;
   ASSERT_TRUE(wait_sample("huginn_tls_fingerprints_extracted_total", 5, &text)) << text;
   EXPECT_EQ(sample(text, "huginn_tcp_syn_fingerprints_total{reason=\"hit\"}"), 5) << text;
+  // tcp_source = "saved_syn" asks the socket only, never the XDP source.
+  EXPECT_EQ(sample(text, "huginn_tcp_syn_lookups_total{source=\"saved_syn\",result=\"hit\"}"), 5) << text;
+  EXPECT_EQ(sample(text, "huginn_tcp_syn_lookups_total{source=\"xdp_map\",result=\"no_grant\"}"), 0) << text;
+  EXPECT_EQ(sample(text, "huginn_tcp_syn_lookups_total{source=\"xdp_ring\",result=\"miss\"}"), 0) << text;
   EXPECT_EQ(sample(text, "huginn_fingerprint_memo_total{fingerprint=\"ja4\",result=\"miss\"}"), 1) << text;
   EXPECT_EQ(sample(text, "huginn_fingerprint_memo_total{fingerprint=\"ja4\",result=\"hit\"}"), 4) << text;
   EXPECT_EQ(sample(text, "huginn_fingerprint_memo_total{fingerprint=\"tcp\",result=\"miss\"}"), 1) << text;

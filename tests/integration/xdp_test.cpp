@@ -82,6 +82,7 @@ class XdpTest : public ::testing::TestWithParam<const char*> {
     ASSERT_TRUE(bus_->ok()) << bus_->error();
     port_ = 18080;
     backend_port_ = 19000;
+    metrics_port_ = 18090;
   }
 
   std::vector<std::string> in_server(const std::vector<std::string>& argv) const {
@@ -99,9 +100,11 @@ class XdpTest : public ::testing::TestWithParam<const char*> {
     const std::string be = "127.0.0.1:" + std::to_string(backend_port_);
     return "workers = 2\nuser = \"nobody\"\n[listen]\naddrs = [\"" + net_->server_v4() + ":" +
            std::to_string(port_) + "\", \"[" + net_->server_v6() + "]:" + std::to_string(port_) +
-           "\"]\n[dbus]\nbus = \"" + bus_->address() + "\"\n" + "[fingerprint]\ntcp_source = \"" + source +
-           "\"\n[ebpf]\ninterfaces = [\"" + net_->server_if() + "\"]\nxdp_mode = \"" + mode +
-           "\"\npin_path = \"" + pins_->path() + "\"\n[[backends]]\naddress = \"" + be +
+           "\"]\n[dbus]\nbus = \"" + bus_->address() +
+           "\"\n[telemetry]\nmetrics_port = " + std::to_string(metrics_port_) +
+           "\n[fingerprint]\ntcp_source = \"" + source + "\"\n[ebpf]\ninterfaces = [\"" + net_->server_if() +
+           "\"]\nxdp_mode = \"" + mode + "\"\npin_path = \"" + pins_->path() +
+           "\"\n[[backends]]\naddress = \"" + be +
            "\"\n[[domains]]\n[[domains.routes]]\nprefix = \"/\"\nbackend = \"" + be + "\"\n";
   }
 
@@ -134,6 +137,19 @@ class XdpTest : public ::testing::TestWithParam<const char*> {
       auto j = parse_json(out);
       headers.push_back(j["headers"]["x-huginn-net-tcp"].asString());
       EXPECT_FALSE(headers.back().empty()) << url << ": no x-huginn-net-tcp header\n" << out << proxy.log();
+    }
+    if (source == "xdp") {
+      // Both SYNs were served by the ring, without a system call (the
+      // counters are the workers' shared memory: no refresh to wait for).
+      const std::string m = metrics();
+      for (const auto& [series, want] :
+           std::vector<std::pair<std::string, std::string>>{{"source=\"xdp_ring\",result=\"hit\"", "2"},
+                                                            {"source=\"xdp_ring\",result=\"miss\"", "0"},
+                                                            {"source=\"xdp_map\",result=\"hit\"", "0"},
+                                                            {"source=\"xdp_map\",result=\"not_found\"", "0"}})
+        EXPECT_NE(m.find("\nhuginn_tcp_syn_lookups_total{" + series + "} " + want + "\n"), std::string::npos)
+            << series << " should be " << want << ":\n"
+            << m;
     }
     std::this_thread::sleep_for(1000ms);
     dump.signal(SIGINT);
@@ -178,6 +194,17 @@ class XdpTest : public ::testing::TestWithParam<const char*> {
               0)
         << out;
     return parse_json(out);
+  }
+
+  // The /metrics text, fetched inside the server's namespace.
+  std::string metrics() const {
+    std::string out;
+    EXPECT_EQ(run_command(in_server({"/usr/bin/curl", "-s", "-m", "5",
+                                     "http://127.0.0.1:" + std::to_string(metrics_port_) + "/metrics"}),
+                          &out),
+              0)
+        << out;
+    return out;
   }
 
   std::string curl_tcp_header(const std::string& path) const {
@@ -271,7 +298,7 @@ class XdpTest : public ::testing::TestWithParam<const char*> {
   std::unique_ptr<PinDir> pins_;
   std::unique_ptr<PrivateBus> bus_;
   TempDir dir_;
-  uint16_t port_ = 0, backend_port_ = 0;
+  uint16_t port_ = 0, backend_port_ = 0, metrics_port_ = 0;
 };
 
 TEST_P(XdpTest, HeaderEqualsP0fAndTheOfflineRenderer) { run_and_compare("xdp", GetParam()); }

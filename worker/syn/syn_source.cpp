@@ -69,6 +69,8 @@ const char* syn_lookup_name(SynLookup s) {
   switch (s) {
     case SynLookup::kHit:
       return "hit";
+    case SynLookup::kRingHit:
+      return "ring hit";
     case SynLookup::kNoMaps:
       return "no maps";
     case SynLookup::kMiss:
@@ -92,10 +94,11 @@ namespace {
 // the same record.
 template <typename Value, typename Key>
 std::optional<fp::SynFields> lookup_in(const SynRing& ring, int map_fd, const Key& key, uint64_t accept_ns,
-                                       uint64_t max_age_ns, SynLookup& st) {
+                                       uint64_t max_age_ns, SynLookup& st, bool& ring_asked) {
   Value v{};
+  ring_asked = ring.valid();
   if (ring.find(key, &v) && plausible(v.tcp) && capture_fresh(v.captured_ns, accept_ns, max_age_ns)) {
-    st = SynLookup::kHit;
+    st = SynLookup::kRingHit;
     return syn_fields_from_record(v);
   }
   const int rc = bpf_map_lookup(map_fd, &key, &v);
@@ -110,9 +113,13 @@ std::optional<fp::SynFields> lookup_in(const SynRing& ring, int map_fd, const Ke
 }  // namespace
 
 std::optional<fp::SynFields> XdpSynSource::lookup(const huginn::net::SocketAddress& peer_in,
-                                                  uint64_t accept_ns, SynLookup* status) const {
+                                                  uint64_t accept_ns, SynLookup* status,
+                                                  bool* ring_asked) const {
   SynLookup dummy;
   SynLookup& st = status ? *status : dummy;
+  bool dummy_asked;
+  bool& asked = ring_asked ? *ring_asked : dummy_asked;
+  asked = false;
   const huginn::net::SocketAddress peer = peer_in.normalized();
   const std::string_view addr = peer.addr_bytes();
   const uint16_t port_be = htons(peer.port());
@@ -122,7 +129,7 @@ std::optional<fp::SynFields> XdpSynSource::lookup(const huginn::net::SocketAddre
     key.family = HUGINN_FAMILY_V4;
     key.sport = port_be;
     std::memcpy(&key.saddr, addr.data(), 4);
-    return lookup_in<huginn_syn_value_v4>(maps_.ring, maps_.v4.get(), key, accept_ns, max_age_ns_, st);
+    return lookup_in<huginn_syn_value_v4>(maps_.ring, maps_.v4.get(), key, accept_ns, max_age_ns_, st, asked);
   }
   if (peer.is_v6()) {
     if (!maps_.v6) return st = SynLookup::kNoMaps, std::nullopt;
@@ -130,7 +137,7 @@ std::optional<fp::SynFields> XdpSynSource::lookup(const huginn::net::SocketAddre
     key.family = HUGINN_FAMILY_V6;
     key.sport = port_be;
     std::memcpy(key.saddr, addr.data(), 16);
-    return lookup_in<huginn_syn_value_v6>(maps_.ring, maps_.v6.get(), key, accept_ns, max_age_ns_, st);
+    return lookup_in<huginn_syn_value_v6>(maps_.ring, maps_.v6.get(), key, accept_ns, max_age_ns_, st, asked);
   }
   return st = SynLookup::kInvalid, std::nullopt;
 }

@@ -43,7 +43,8 @@ bool capture_fresh(uint64_t captured_ns, uint64_t accept_ns, uint64_t max_age_ns
 
 inline constexpr uint64_t kDefaultMaxSynAgeNs = 10'000'000'000ull;
 
-enum class SynLookup { kHit, kNoMaps, kMiss, kStale, kInvalid, kError };
+// kRingHit: served by the ring (no system call); kHit: by the LRU map.
+enum class SynLookup { kHit, kRingHit, kNoMaps, kMiss, kStale, kInvalid, kError };
 const char* syn_lookup_name(SynLookup s);
 
 class XdpSynSource {
@@ -57,8 +58,10 @@ class XdpSynSource {
 
   // The SYN of the TCP peer `peer` (getpeername of the accepted socket, not a
   // PROXY-protocol address). IPv4-mapped IPv6 peers use the IPv4 map.
+  // `*ring_asked`: whether the ring was consulted (a granted ring and a peer
+  // of a family with a granted map); a kRingHit implies it.
   std::optional<fp::SynFields> lookup(const huginn::net::SocketAddress& peer, uint64_t accept_ns,
-                                      SynLookup* status = nullptr) const;
+                                      SynLookup* status = nullptr, bool* ring_asked = nullptr) const;
 
  private:
   GrantedMaps maps_;

@@ -6,16 +6,32 @@
 //              the saved SYN, never to a failed request).
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
 
 #include "common/config/model.h"
 #include "common/fingerprint/p0f.h"
+#include "common/metrics/layout.h"
 #include "common/net/address.h"
 #include "worker/syn/syn_source.h"
 
 namespace huginn::worker::syn {
+
+// What one resolve() asked, and each source's answer.
+struct SynTrace {
+  bool xdp_asked = false;
+  bool ring_asked = false;             // the XDP source consulted its ring
+  SynLookup xdp = SynLookup::kNoMaps;  // the XDP source's answer (if asked)
+  bool saved_syn_asked = false;
+  bool saved_syn_hit = false;
+};
+
+// The huginn_tcp_syn_lookups_total events of `t`, in the order the sources
+// were asked (at most three: ring, map, saved SYN); returns how many.
+size_t syn_lookup_events(const SynTrace& t, std::array<metrics::SynLookupEvent, 3>& out);
 
 class TcpSynResolver {
  public:
@@ -44,7 +60,8 @@ class TcpSynResolver {
   // when `peer` is not the socket's peer (a PROXY-protocol source): only the
   // XDP map can hold that client's SYN; the socket's saved SYN is the proxy's.
   std::optional<fp::SynFields> resolve(int conn_fd, const huginn::net::SocketAddress& peer,
-                                       uint64_t accept_ns, Origin* origin = nullptr) const;
+                                       uint64_t accept_ns, Origin* origin = nullptr,
+                                       SynTrace* trace = nullptr) const;
 
  private:
   Source source_;

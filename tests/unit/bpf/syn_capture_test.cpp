@@ -535,9 +535,11 @@ TEST_F(SynCaptureTest, WorkerLookupThroughRawSyscall) {
   ASSERT_TRUE(peer);
   worker::syn::SynLookup st;
   const uint64_t now = worker::syn::monotonic_ns();
-  auto f = src.lookup(*peer, now, &st);
+  bool ring_asked = true;
+  auto f = src.lookup(*peer, now, &st, &ring_asked);
   ASSERT_TRUE(f) << worker::syn::syn_lookup_name(st);
   EXPECT_EQ(st, worker::syn::SynLookup::kHit);
+  EXPECT_FALSE(ring_asked) << "no ring granted";
   EXPECT_EQ(fp::p0f_raw_sig(*f), "4:64+0:0:1460:mss*44,7:mss,sok,ts,nop,ws:df,id+:0");
   // The IPv4-mapped form of the same peer finds the IPv4 record.
   auto mapped = net::SocketAddress::parse("[::ffff:" + s.src4 + "]:44001");
@@ -637,8 +639,11 @@ TEST_F(SynCaptureTest, WorkerLookupThroughTheRing) {
   ka.sport = htons(a.sport);
   inet_pton(AF_INET, a.src4.c_str(), &ka.saddr);
   ASSERT_EQ(bpf_map_delete_elem(prog_.v4_fd(), &ka), 0);
-  auto f = src.lookup(peer_a, now, &st);
+  bool ring_asked = false;
+  auto f = src.lookup(peer_a, now, &st, &ring_asked);
   ASSERT_TRUE(f) << worker::syn::syn_lookup_name(st);
+  EXPECT_EQ(st, worker::syn::SynLookup::kRingHit);
+  EXPECT_TRUE(ring_asked);
   EXPECT_EQ(fp::p0f_raw_sig(*f), sig);
   // A ring record the freshness rule rejects is not used: the map decides (miss).
   EXPECT_FALSE(src.lookup(peer_a, now - 1'000'000'000ull, &st));
@@ -650,15 +655,20 @@ TEST_F(SynCaptureTest, WorkerLookupThroughTheRing) {
   EXPECT_FALSE(src.lookup(peer_a, now, &st));
   EXPECT_EQ(st, worker::syn::SynLookup::kMiss);
   ASSERT_TRUE(src.lookup(peer_b, now, &st));
+  EXPECT_EQ(st, worker::syn::SynLookup::kRingHit);
   // a again, recorded while b holds the slot: a's SYN takes it back.
   a.ttl = 61;
   ASSERT_EQ(prog_.run(FrameBuilder::build(a)), XDP_PASS);
   f = src.lookup(peer_a, worker::syn::monotonic_ns(), &st);
   ASSERT_TRUE(f);
   EXPECT_EQ(f->ttl, 61);
+  EXPECT_EQ(st, worker::syn::SynLookup::kRingHit);
   // b's slot now holds a; b comes from the map.
-  f = src.lookup(peer_b, worker::syn::monotonic_ns(), &st);
+  ring_asked = false;
+  f = src.lookup(peer_b, worker::syn::monotonic_ns(), &st, &ring_asked);
   ASSERT_TRUE(f) << worker::syn::syn_lookup_name(st);
+  EXPECT_EQ(st, worker::syn::SynLookup::kHit);
+  EXPECT_TRUE(ring_asked);
   EXPECT_EQ(f->ttl, 64);
 }
 

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "bpf/syn_abi_check.h"
 #include "common/fingerprint/p0f.h"
@@ -23,6 +24,13 @@ namespace {
 
 using Source = TcpSynResolver::Source;
 using Origin = TcpSynResolver::Origin;
+using E = metrics::SynLookupEvent;
+
+std::vector<E> events_of(const SynTrace& t) {
+  std::array<E, 3> a{};
+  const size_t n = syn_lookup_events(t, a);
+  return {a.begin(), a.begin() + static_cast<std::ptrdiff_t>(n)};
+}
 
 struct Conn {
   sys::UniqueFd client, server;
@@ -106,10 +114,49 @@ TEST(TcpSynResolverTest, SourcesWithoutAGrant) {
     auto c = l.connect_one();
     ASSERT_TRUE(c);
     Origin o = Origin::kXdp;
-    auto f = resolver.resolve(c->server.get(), c->peer, c->accept_ns, &o);
+    SynTrace t;
+    t.saved_syn_hit = true;  // resolve() starts the trace afresh
+    auto f = resolver.resolve(c->server.get(), c->peer, c->accept_ns, &o, &t);
     EXPECT_EQ(o, r.want);
     EXPECT_EQ(f.has_value(), r.want != Origin::kNone);
+    // Without a grant the XDP source answers "no maps"; the ring is not asked.
+    const std::vector<E> want = r.source == Source::kSavedSyn ? std::vector<E>{E::kSavedSynHit}
+                                : r.source == Source::kAuto ? std::vector<E>{E::kMapNoGrant, E::kSavedSynHit}
+                                                            : std::vector<E>{E::kMapNoGrant};
+    EXPECT_EQ(events_of(t), want);
   }
+}
+
+// Every trace a resolve() can leave maps to the sources it asked, in order.
+TEST(TcpSynResolverTest, LookupEventsOfEveryTrace) {
+  struct Row {
+    SynTrace t;
+    std::vector<E> want;
+  };
+  auto xdp = [](SynLookup st, bool ring, bool saved_asked = false, bool saved_hit = false) {
+    SynTrace t;
+    t.xdp_asked = true;
+    t.xdp = st;
+    t.ring_asked = ring;
+    t.saved_syn_asked = saved_asked;
+    t.saved_syn_hit = saved_hit;
+    return t;
+  };
+  SynTrace saved_miss;
+  saved_miss.saved_syn_asked = true;
+  const Row rows[] = {
+      {SynTrace{}, {}},
+      {saved_miss, {E::kSavedSynMiss}},
+      {xdp(SynLookup::kRingHit, true), {E::kRingHit}},
+      {xdp(SynLookup::kHit, true), {E::kRingMiss, E::kMapHit}},
+      {xdp(SynLookup::kHit, false), {E::kMapHit}},
+      {xdp(SynLookup::kMiss, true, true, true), {E::kRingMiss, E::kMapNotFound, E::kSavedSynHit}},
+      {xdp(SynLookup::kStale, true, true, false), {E::kRingMiss, E::kMapStale, E::kSavedSynMiss}},
+      {xdp(SynLookup::kInvalid, false), {E::kMapInvalid}},
+      {xdp(SynLookup::kError, true), {E::kRingMiss, E::kMapError}},
+      {xdp(SynLookup::kNoMaps, false, true, true), {E::kMapNoGrant, E::kSavedSynHit}},
+  };
+  for (size_t i = 0; i < std::size(rows); ++i) EXPECT_EQ(events_of(rows[i].t), rows[i].want) << "row " << i;
 }
 
 // With a grant: a fresh record wins in xdp and auto; a miss in auto falls back
@@ -146,18 +193,21 @@ TEST(TcpSynResolverTest, GrantedMaps) {
     ASSERT_TRUE(hit);
     record(*hit, hit->accept_ns - 1000);
     Origin o;
-    auto f = r.resolve(hit->server.get(), hit->peer, hit->accept_ns, &o);
+    SynTrace t;
+    auto f = r.resolve(hit->server.get(), hit->peer, hit->accept_ns, &o, &t);
     ASSERT_TRUE(f);
     EXPECT_EQ(o, Origin::kXdp);
     EXPECT_EQ(f->ttl, 99);
+    EXPECT_EQ(events_of(t), std::vector<E>{E::kMapHit}) << "no ring granted: the map alone, not a ring miss";
     // A stale record (captured after the accept) falls back to the saved SYN.
     auto stale = l.connect_one();
     ASSERT_TRUE(stale);
     record(*stale, stale->accept_ns + 1'000'000);
-    f = r.resolve(stale->server.get(), stale->peer, stale->accept_ns, &o);
+    f = r.resolve(stale->server.get(), stale->peer, stale->accept_ns, &o, &t);
     ASSERT_TRUE(f);
     EXPECT_EQ(o, Origin::kSavedSyn);
     EXPECT_EQ(f->ttl, 64);
+    EXPECT_EQ(events_of(t), (std::vector<E>{E::kMapStale, E::kSavedSynHit}));
     // No record at all: saved SYN too; after drop_grant() likewise.
     r.drop_grant();
     EXPECT_FALSE(r.has_grant());
@@ -175,8 +225,10 @@ TEST(TcpSynResolverTest, GrantedMaps) {
     auto c = l.connect_one();
     ASSERT_TRUE(c);
     Origin o;
-    EXPECT_FALSE(r.resolve(c->server.get(), c->peer, c->accept_ns, &o));  // miss, and no fallback
+    SynTrace t;
+    EXPECT_FALSE(r.resolve(c->server.get(), c->peer, c->accept_ns, &o, &t));  // miss, and no fallback
     EXPECT_EQ(o, Origin::kNone);
+    EXPECT_EQ(events_of(t), std::vector<E>{E::kMapNotFound});
     record(*c, c->accept_ns - 1000);
     EXPECT_TRUE(r.resolve(c->server.get(), c->peer, c->accept_ns, &o));
     EXPECT_EQ(o, Origin::kXdp);

@@ -241,6 +241,10 @@ std::string sample_text() {
   s.tls_handshake("TLSv1.3", "TLS_AES_128_GCM_SHA256");
   s.tls_handshake("TLSv1.2", "AES128-SHA");
   s.syn_lookup(true);
+  s.syn_source(SynLookupEvent::kRingMiss);
+  s.syn_source(SynLookupEvent::kMapHit);
+  s.syn_source(SynLookupEvent::kSavedSynMiss);
+  s.syn_source(SynLookupEvent::kSavedSynMiss);
   s.fingerprint_memo(MemoKind::kJa4, true);
   s.fingerprint_memo(MemoKind::kJa4, true);
   s.fingerprint_memo(MemoKind::kJa4, false);
@@ -324,6 +328,11 @@ TEST(MetricsRender, WritesPrometheusTextWithCumulativeBuckets) {
       "huginn_tls_handshakes_total{tls_version=\"TLSv1.3\",cipher_suite=\"TLS_AES_128_GCM_SHA256\"} 1\n"));
   EXPECT_TRUE(has("huginn_tls_handshakes_total{tls_version=\"TLSv1.2\",cipher_suite=\"other\"} 1\n"));
   EXPECT_TRUE(has("huginn_tcp_syn_fingerprints_total{reason=\"hit\"} 1\n"));
+  EXPECT_TRUE(has("huginn_tcp_syn_lookups_total{source=\"xdp_ring\",result=\"hit\"} 0\n"));
+  EXPECT_TRUE(has("huginn_tcp_syn_lookups_total{source=\"xdp_ring\",result=\"miss\"} 1\n"));
+  EXPECT_TRUE(has("huginn_tcp_syn_lookups_total{source=\"xdp_map\",result=\"hit\"} 1\n"));
+  EXPECT_TRUE(has("huginn_tcp_syn_lookups_total{source=\"xdp_map\",result=\"no_grant\"} 0\n"));
+  EXPECT_TRUE(has("huginn_tcp_syn_lookups_total{source=\"saved_syn\",result=\"miss\"} 2\n"));
   EXPECT_TRUE(has("huginn_fingerprint_memo_total{fingerprint=\"ja4\",result=\"hit\"} 2\n"));
   EXPECT_TRUE(has("huginn_fingerprint_memo_total{fingerprint=\"ja4\",result=\"miss\"} 1\n"));
   EXPECT_TRUE(has("huginn_fingerprint_memo_total{fingerprint=\"tcp\",result=\"hit\"} 0\n"));
