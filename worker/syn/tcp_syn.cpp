@@ -35,36 +35,38 @@ std::optional<fp::SynFields> TcpSynResolver::resolve(int conn_fd, const huginn::
   return std::nullopt;
 }
 
+namespace {
+
+// The one event that stands for the XDP source's answer.
+metrics::SynLookupEvent xdp_event(SynLookup st) {
+  using E = metrics::SynLookupEvent;
+  switch (st) {
+    case SynLookup::kRingHit:
+      return E::kRingHit;
+    case SynLookup::kHit:
+      return E::kMapHit;
+    case SynLookup::kNoMaps:
+      return E::kMapNoGrant;
+    case SynLookup::kMiss:
+      return E::kMapNotFound;
+    case SynLookup::kStale:
+      return E::kMapStale;
+    case SynLookup::kInvalid:
+      return E::kMapInvalid;
+    case SynLookup::kError:
+      break;
+  }
+  return E::kMapError;
+}
+
+}  // namespace
+
 size_t syn_lookup_events(const SynTrace& t, std::array<metrics::SynLookupEvent, 3>& out) {
   using E = metrics::SynLookupEvent;
   size_t n = 0;
   if (t.xdp_asked) {
-    if (t.xdp == SynLookup::kRingHit) {
-      out[n++] = E::kRingHit;
-    } else {
-      if (t.ring_asked) out[n++] = E::kRingMiss;
-      switch (t.xdp) {
-        case SynLookup::kHit:
-          out[n++] = E::kMapHit;
-          break;
-        case SynLookup::kNoMaps:
-          out[n++] = E::kMapNoGrant;
-          break;
-        case SynLookup::kMiss:
-          out[n++] = E::kMapNotFound;
-          break;
-        case SynLookup::kStale:
-          out[n++] = E::kMapStale;
-          break;
-        case SynLookup::kInvalid:
-          out[n++] = E::kMapInvalid;
-          break;
-        case SynLookup::kError:
-        case SynLookup::kRingHit:  // handled above
-          out[n++] = E::kMapError;
-          break;
-      }
-    }
+    if (t.ring_asked && t.xdp != SynLookup::kRingHit) out[n++] = E::kRingMiss;  // then the map answered
+    out[n++] = xdp_event(t.xdp);
   }
   if (t.saved_syn_asked) out[n++] = t.saved_syn_hit ? E::kSavedSynHit : E::kSavedSynMiss;
   return n;
