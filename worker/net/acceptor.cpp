@@ -9,13 +9,14 @@
 namespace huginn::worker::net {
 
 std::unique_ptr<Acceptor> Acceptor::create(event_base* base, sys::UniqueFd fd, OnAccept cb, void* arg,
-                                           Yield yield) {
+                                           Yield yield, uint32_t yield_us) {
   if (!fd || base == nullptr || cb == nullptr) return nullptr;
   if (evutil_make_socket_nonblocking(fd.get()) != 0) return nullptr;
   std::unique_ptr<Acceptor> a(new Acceptor());
   a->fd_ = std::move(fd);
   a->cb_ = cb;
   a->yield_ = yield;
+  a->yield_us_ = yield_us;
   a->arg_ = arg;
   a->ev_.reset(event_new(base, a->fd_.get(), EV_READ | EV_PERSIST, &Acceptor::read_cb, a.get()));
   a->resume_.reset(evtimer_new(base, &Acceptor::resume_cb, a.get()));
@@ -54,12 +55,13 @@ bool Acceptor::accept_some(bool after_yield) {
   for (size_t i = 0; i < limit && enabled_; ++i) {
     const bool ask = yield_ != nullptr && (!after_yield || i > 0);
     if (ask && yield_(arg_)) {
-      // Not listening for kYieldUs: the other workers, woken by the same
+      // Not listening for yield_us_: the other workers, woken by the same
       // readiness, get the time to be scheduled and take the connection.
       ++yielded_;
       in_yield_ = true;
       event_del(ev_.get());
-      const timeval later{0, static_cast<suseconds_t>(kYieldUs)};
+      const timeval later{static_cast<time_t>(yield_us_ / 1000000),
+                          static_cast<suseconds_t>(yield_us_ % 1000000)};
       evtimer_add(resume_.get(), &later);
       return true;
     }

@@ -86,9 +86,11 @@ class Acceptor {
   using Yield = bool (*)(void* arg);
 
   // Takes `fd` (a listening socket); it is made non-blocking. Listening
-  // starts disabled. Null if the events cannot be made.
+  // starts disabled. A yield pauses listening for `yield_us` (tests lengthen
+  // it so that only reconsider() can end a pause). Null if the events cannot
+  // be made.
   static std::unique_ptr<Acceptor> create(event_base* base, sys::UniqueFd fd, OnAccept cb, void* arg,
-                                          Yield yield = nullptr);
+                                          Yield yield = nullptr, uint32_t yield_us = kYieldUs);
   ~Acceptor() = default;
   Acceptor(const Acceptor&) = delete;
   Acceptor& operator=(const Acceptor&) = delete;
@@ -120,6 +122,7 @@ class Acceptor {
   OnAccept cb_ = nullptr;
   Yield yield_ = nullptr;
   void* arg_ = nullptr;
+  uint32_t yield_us_ = kYieldUs;
   bool enabled_ = false;
   bool in_yield_ = false;  // resume_ ends a yield, not an exhaustion pause
   uint64_t exhausted_ = 0;

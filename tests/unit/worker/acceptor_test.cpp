@@ -48,9 +48,14 @@ class AcceptorTest : public ::testing::Test {
   void SetUp() override {
     base_ = new_event_base();
     ASSERT_TRUE(base_);
+    start_listening(kYieldUs);
+  }
+  // A new listening socket and Acceptor whose yields pause for `yield_us`.
+  void start_listening(uint32_t yield_us) {
+    acceptor_.reset();
     const int fd = listen_loopback(&port_);
     ASSERT_GE(fd, 0);
-    acceptor_ = Acceptor::create(base_.get(), sys::UniqueFd(fd), &on_accept, &sink_, &on_yield);
+    acceptor_ = Acceptor::create(base_.get(), sys::UniqueFd(fd), &on_accept, &sink_, &on_yield, yield_us);
     ASSERT_TRUE(acceptor_);
     ASSERT_TRUE(acceptor_->enable());
   }
@@ -157,8 +162,12 @@ TEST_F(AcceptorTest, APolicyThatAlwaysYieldsStillAcceptsOnePerPause) {
 }
 
 // The Server calls reconsider() when one of its connections closes: a
-// worker no longer over its share stops sitting out the pause.
+// worker no longer over its share stops sitting out the pause. The pause is
+// a minute long here, so that only reconsider() can end it: with kYieldUs a
+// test process descheduled for a millisecond under a parallel CTest let the
+// pause run out and accept the connection itself.
 TEST_F(AcceptorTest, ReconsiderEndsAPauseOnlyWhenThePolicyNoLongerYields) {
+  ASSERT_NO_FATAL_FAILURE(start_listening(60'000'000));
   sink_.yield = true;
   connect(1);
   turn();
