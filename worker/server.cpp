@@ -225,9 +225,8 @@ void Server::Impl::dispatch(net::AcceptedClient c) {
     // proxy's, not the client's: only an XDP record keyed by the client's
     // address and port can be the client's SYN (kNoSocket).
     syn::SynTrace trace;
-    auto fields =
-        c.proxied ? syn->resolve(syn::TcpSynResolver::kNoSocket, *c.proxied, c.accepted_ns, nullptr, &trace)
-                  : syn->resolve(fd, c.peer, c.accepted_ns, nullptr, &trace);
+    auto fields = c.proxied ? syn->resolve(syn::TcpSynResolver::kNoSocket, *c.proxied, c.accepted_ns, &trace)
+                            : syn->resolve(fd, c.peer, c.accepted_ns, &trace);
     if (fields)
       c.info.fingerprints =
           proxy::FingerprintMemo::for_this_thread().with_tcp(c.info.fingerprints, *fields, ctx.metrics);

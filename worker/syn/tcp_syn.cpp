@@ -9,26 +9,18 @@ bool TcpSynResolver::prepare_listener(int listen_fd, std::string* error) const {
 }
 
 std::optional<fp::SynFields> TcpSynResolver::resolve(int conn_fd, const huginn::net::SocketAddress& peer,
-                                                     uint64_t accept_ns, Origin* origin,
-                                                     SynTrace* trace) const {
-  Origin dummy;
-  Origin& o = origin ? *origin : dummy;
-  SynTrace dummy_trace;
-  SynTrace& t = trace ? *trace : dummy_trace;
-  o = Origin::kNone;
+                                                     uint64_t accept_ns, SynTrace* trace) const {
+  SynTrace dummy;
+  SynTrace& t = trace ? *trace : dummy;
   t = SynTrace{};
   if (uses_xdp()) {
     t.xdp_asked = true;
-    if (auto f = xdp_.lookup(peer, accept_ns, &t.xdp, &t.ring_asked)) {
-      o = Origin::kXdp;
-      return f;
-    }
+    if (auto f = xdp_.lookup(peer, accept_ns, &t.xdp, &t.ring_asked)) return f;
   }
   if (uses_saved_syn() && conn_fd != kNoSocket) {
     t.saved_syn_asked = true;
     if (auto f = read_saved_syn(conn_fd)) {
       t.saved_syn_hit = true;
-      o = Origin::kSavedSyn;
       return f;
     }
   }

@@ -22,11 +22,19 @@ namespace huginn::worker::syn {
 
 // What one resolve() asked, and each source's answer.
 struct SynTrace {
+  enum class Origin { kNone, kXdp, kSavedSyn };
+
   bool xdp_asked = false;
   bool ring_asked = false;             // the XDP source consulted its ring
   SynLookup xdp = SynLookup::kNoMaps;  // the XDP source's answer (if asked)
   bool saved_syn_asked = false;
   bool saved_syn_hit = false;
+
+  // The source whose SYN resolve() returned.
+  Origin origin() const {
+    if (xdp_asked && (xdp == SynLookup::kRingHit || xdp == SynLookup::kHit)) return Origin::kXdp;
+    return saved_syn_hit ? Origin::kSavedSyn : Origin::kNone;
+  }
 };
 
 // The huginn_tcp_syn_lookups_total events of `t`, in the order the sources
@@ -36,7 +44,6 @@ size_t syn_lookup_events(const SynTrace& t, std::array<metrics::SynLookupEvent, 
 class TcpSynResolver {
  public:
   using Source = config::Fingerprint::TcpSource;
-  enum class Origin { kNone, kXdp, kSavedSyn };
 
   static constexpr int kNoSocket = -1;
 
@@ -59,9 +66,9 @@ class TcpSynResolver {
   // `accept_ns` monotonic_ns() taken right after accept(). `conn_fd` = kNoSocket
   // when `peer` is not the socket's peer (a PROXY-protocol source): only the
   // XDP map can hold that client's SYN; the socket's saved SYN is the proxy's.
+  // `trace` (optional) is overwritten with what was asked and answered.
   std::optional<fp::SynFields> resolve(int conn_fd, const huginn::net::SocketAddress& peer,
-                                       uint64_t accept_ns, Origin* origin = nullptr,
-                                       SynTrace* trace = nullptr) const;
+                                       uint64_t accept_ns, SynTrace* trace = nullptr) const;
 
  private:
   Source source_;

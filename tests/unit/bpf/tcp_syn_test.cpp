@@ -23,7 +23,7 @@ namespace huginn::worker::syn {
 namespace {
 
 using Source = TcpSynResolver::Source;
-using Origin = TcpSynResolver::Origin;
+using Origin = SynTrace::Origin;
 using E = metrics::SynLookupEvent;
 
 std::vector<E> events_of(const SynTrace& t) {
@@ -113,11 +113,10 @@ TEST(TcpSynResolverTest, SourcesWithoutAGrant) {
     LoopbackListener l(false, &resolver);
     auto c = l.connect_one();
     ASSERT_TRUE(c);
-    Origin o = Origin::kXdp;
     SynTrace t;
     t.saved_syn_hit = true;  // resolve() starts the trace afresh
-    auto f = resolver.resolve(c->server.get(), c->peer, c->accept_ns, &o, &t);
-    EXPECT_EQ(o, r.want);
+    auto f = resolver.resolve(c->server.get(), c->peer, c->accept_ns, &t);
+    EXPECT_EQ(t.origin(), r.want);
     EXPECT_EQ(f.has_value(), r.want != Origin::kNone);
     // Without a grant the XDP source answers "no maps"; the ring is not asked.
     const std::vector<E> want = r.source == Source::kSavedSyn ? std::vector<E>{E::kSavedSynHit}
@@ -127,11 +126,13 @@ TEST(TcpSynResolverTest, SourcesWithoutAGrant) {
   }
 }
 
-// Every trace a resolve() can leave maps to the sources it asked, in order.
+// Every trace a resolve() can leave maps to the sources it asked, in order,
+// and names the source whose SYN was returned.
 TEST(TcpSynResolverTest, LookupEventsOfEveryTrace) {
   struct Row {
     SynTrace t;
     std::vector<E> want;
+    Origin origin;
   };
   auto xdp = [](SynLookup st, bool ring, bool saved_asked = false, bool saved_hit = false) {
     SynTrace t;
@@ -144,19 +145,29 @@ TEST(TcpSynResolverTest, LookupEventsOfEveryTrace) {
   };
   SynTrace saved_miss;
   saved_miss.saved_syn_asked = true;
+  SynTrace saved_hit = saved_miss;
+  saved_hit.saved_syn_hit = true;
   const Row rows[] = {
-      {SynTrace{}, {}},
-      {saved_miss, {E::kSavedSynMiss}},
-      {xdp(SynLookup::kRingHit, true), {E::kRingHit}},
-      {xdp(SynLookup::kHit, true), {E::kRingMiss, E::kMapHit}},
-      {xdp(SynLookup::kHit, false), {E::kMapHit}},
-      {xdp(SynLookup::kMiss, true, true, true), {E::kRingMiss, E::kMapNotFound, E::kSavedSynHit}},
-      {xdp(SynLookup::kStale, true, true, false), {E::kRingMiss, E::kMapStale, E::kSavedSynMiss}},
-      {xdp(SynLookup::kInvalid, false), {E::kMapInvalid}},
-      {xdp(SynLookup::kError, true), {E::kRingMiss, E::kMapError}},
-      {xdp(SynLookup::kNoMaps, false, true, true), {E::kMapNoGrant, E::kSavedSynHit}},
+      {SynTrace{}, {}, Origin::kNone},
+      {saved_miss, {E::kSavedSynMiss}, Origin::kNone},
+      {saved_hit, {E::kSavedSynHit}, Origin::kSavedSyn},
+      {xdp(SynLookup::kRingHit, true), {E::kRingHit}, Origin::kXdp},
+      {xdp(SynLookup::kHit, true), {E::kRingMiss, E::kMapHit}, Origin::kXdp},
+      {xdp(SynLookup::kHit, false), {E::kMapHit}, Origin::kXdp},
+      {xdp(SynLookup::kMiss, true, true, true),
+       {E::kRingMiss, E::kMapNotFound, E::kSavedSynHit},
+       Origin::kSavedSyn},
+      {xdp(SynLookup::kStale, true, true, false),
+       {E::kRingMiss, E::kMapStale, E::kSavedSynMiss},
+       Origin::kNone},
+      {xdp(SynLookup::kInvalid, false), {E::kMapInvalid}, Origin::kNone},
+      {xdp(SynLookup::kError, true), {E::kRingMiss, E::kMapError}, Origin::kNone},
+      {xdp(SynLookup::kNoMaps, false, true, true), {E::kMapNoGrant, E::kSavedSynHit}, Origin::kSavedSyn},
   };
-  for (size_t i = 0; i < std::size(rows); ++i) EXPECT_EQ(events_of(rows[i].t), rows[i].want) << "row " << i;
+  for (size_t i = 0; i < std::size(rows); ++i) {
+    EXPECT_EQ(events_of(rows[i].t), rows[i].want) << "row " << i;
+    EXPECT_EQ(rows[i].t.origin(), rows[i].origin) << "row " << i;
+  }
 }
 
 // With a grant: a fresh record wins in xdp and auto; a miss in auto falls back
@@ -192,20 +203,19 @@ TEST(TcpSynResolverTest, GrantedMaps) {
     auto hit = l.connect_one();
     ASSERT_TRUE(hit);
     record(*hit, hit->accept_ns - 1000);
-    Origin o;
     SynTrace t;
-    auto f = r.resolve(hit->server.get(), hit->peer, hit->accept_ns, &o, &t);
+    auto f = r.resolve(hit->server.get(), hit->peer, hit->accept_ns, &t);
     ASSERT_TRUE(f);
-    EXPECT_EQ(o, Origin::kXdp);
+    EXPECT_EQ(t.origin(), Origin::kXdp);
     EXPECT_EQ(f->ttl, 99);
     EXPECT_EQ(events_of(t), std::vector<E>{E::kMapHit}) << "no ring granted: the map alone, not a ring miss";
     // A stale record (captured after the accept) falls back to the saved SYN.
     auto stale = l.connect_one();
     ASSERT_TRUE(stale);
     record(*stale, stale->accept_ns + 1'000'000);
-    f = r.resolve(stale->server.get(), stale->peer, stale->accept_ns, &o, &t);
+    f = r.resolve(stale->server.get(), stale->peer, stale->accept_ns, &t);
     ASSERT_TRUE(f);
-    EXPECT_EQ(o, Origin::kSavedSyn);
+    EXPECT_EQ(t.origin(), Origin::kSavedSyn);
     EXPECT_EQ(f->ttl, 64);
     EXPECT_EQ(events_of(t), (std::vector<E>{E::kMapStale, E::kSavedSynHit}));
     // No record at all: saved SYN too; after drop_grant() likewise.
@@ -214,9 +224,9 @@ TEST(TcpSynResolverTest, GrantedMaps) {
     auto later = l.connect_one();
     ASSERT_TRUE(later);
     record(*later, later->accept_ns - 1000);
-    f = r.resolve(later->server.get(), later->peer, later->accept_ns, &o);
+    f = r.resolve(later->server.get(), later->peer, later->accept_ns, &t);
     ASSERT_TRUE(f);
-    EXPECT_EQ(o, Origin::kSavedSyn);
+    EXPECT_EQ(t.origin(), Origin::kSavedSyn);
   }
   {
     TcpSynResolver r(Source::kXdp);
@@ -224,14 +234,13 @@ TEST(TcpSynResolverTest, GrantedMaps) {
     LoopbackListener l(false, &r);
     auto c = l.connect_one();
     ASSERT_TRUE(c);
-    Origin o;
     SynTrace t;
-    EXPECT_FALSE(r.resolve(c->server.get(), c->peer, c->accept_ns, &o, &t));  // miss, and no fallback
-    EXPECT_EQ(o, Origin::kNone);
+    EXPECT_FALSE(r.resolve(c->server.get(), c->peer, c->accept_ns, &t));  // miss, and no fallback
+    EXPECT_EQ(t.origin(), Origin::kNone);
     EXPECT_EQ(events_of(t), std::vector<E>{E::kMapNotFound});
     record(*c, c->accept_ns - 1000);
-    EXPECT_TRUE(r.resolve(c->server.get(), c->peer, c->accept_ns, &o));
-    EXPECT_EQ(o, Origin::kXdp);
+    EXPECT_TRUE(r.resolve(c->server.get(), c->peer, c->accept_ns, &t));
+    EXPECT_EQ(t.origin(), Origin::kXdp);
   }
   {
     TcpSynResolver r(Source::kSavedSyn);
@@ -240,10 +249,10 @@ TEST(TcpSynResolverTest, GrantedMaps) {
     auto c = l.connect_one();
     ASSERT_TRUE(c);
     record(*c, c->accept_ns - 1000);
-    Origin o;
-    auto f = r.resolve(c->server.get(), c->peer, c->accept_ns, &o);
+    SynTrace t;
+    auto f = r.resolve(c->server.get(), c->peer, c->accept_ns, &t);
     ASSERT_TRUE(f);
-    EXPECT_EQ(o, Origin::kSavedSyn);
+    EXPECT_EQ(t.origin(), Origin::kSavedSyn);
     EXPECT_EQ(f->ttl, 64);
   }
 }
