@@ -60,8 +60,7 @@ bool Acceptor::accept_some(bool after_yield) {
       ++yielded_;
       in_yield_ = true;
       event_del(ev_.get());
-      const timeval later{static_cast<time_t>(yield_us_ / 1000000),
-                          static_cast<suseconds_t>(yield_us_ % 1000000)};
+      const timeval later = to_timeval_us(yield_us_);
       evtimer_add(resume_.get(), &later);
       return true;
     }
@@ -88,7 +87,7 @@ bool Acceptor::accept_some(bool after_yield) {
         HLOG_WARN("accept on listening socket %d: %s: not accepting for %u ms", fd_.get(), strerror(err),
                   kExhaustedPauseMs);
         event_del(ev_.get());
-        const timeval tv{0, static_cast<suseconds_t>(kExhaustedPauseMs) * 1000};
+        const timeval tv = to_timeval(kExhaustedPauseMs);
         evtimer_add(resume_.get(), &tv);
         return true;
       }

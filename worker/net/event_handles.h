@@ -36,11 +36,12 @@ inline EventBasePtr new_event_base() {
 inline size_t out_len(bufferevent* bev) { return evbuffer_get_length(bufferevent_get_output(bev)); }
 inline size_t in_len(bufferevent* bev) { return evbuffer_get_length(bufferevent_get_input(bev)); }
 
-inline timeval to_timeval(uint64_t ms) {
+inline timeval to_timeval_us(uint64_t us) {
   timeval tv;
-  tv.tv_sec = static_cast<time_t>(ms / 1000);
-  tv.tv_usec = static_cast<suseconds_t>((ms % 1000) * 1000);
+  tv.tv_sec = static_cast<time_t>(us / 1000000);
+  tv.tv_usec = static_cast<suseconds_t>(us % 1000000);
   return tv;
 }
+inline timeval to_timeval(uint64_t ms) { return to_timeval_us(ms * 1000); }
 
 }  // namespace huginn::worker::net
